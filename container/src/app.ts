@@ -1,0 +1,126 @@
+import { randomUUID } from 'node:crypto';
+import Fastify, { type FastifyInstance } from 'fastify';
+import { AuthenticationError, PermissionDeniedError } from './errors';
+import { registerAdminRoutes } from './http/admin-routes';
+import { registerBasicRoutes } from './http/basic-routes';
+import { registerChatRoutes } from './http/chat-routes';
+import { collectRoutesFor405, installErrorHandling } from './http/errors';
+import { safeEqual } from './keys/key-store';
+import type { Runtime } from './runtime';
+import './http/context';
+
+const REQUEST_ID_RE = /^[A-Za-z0-9._:-]{1,128}$/;
+
+/** Extra route groups later modules add (async jobs, assistant). */
+export type RoutePlugin = (app: FastifyInstance, rt: Runtime) => void;
+
+/** Build the HTTP app over a runtime (no listen: tests inject or listen themselves). */
+export function buildApp(rt: Runtime, plugins: RoutePlugin[] = []): FastifyInstance {
+  const { env, telemetry } = rt;
+  const app = Fastify({
+    logger: false,
+    bodyLimit: env.bodyLimitBytes,
+    // Streams may stay open for minutes; the drain bounds shutdown instead.
+    requestTimeout: 0,
+    keepAliveTimeout: 65_000,
+    return503OnClosing: true,
+    forceCloseConnections: 'idle',
+    genReqId: (req) => {
+      const given = req.headers['x-request-id'];
+      return typeof given === 'string' && REQUEST_ID_RE.test(given)
+        ? given
+        : `req_${randomUUID().replace(/-/g, '')}`;
+    },
+  });
+
+  // JSON only: text/plain and everything else is 415, not a string body.
+  app.removeAllContentTypeParsers();
+  app.addContentTypeParser(
+    'application/json',
+    { parseAs: 'string' },
+    app.getDefaultJsonParser('error', 'error'),
+  );
+
+  app.decorateRequest('principal', null);
+  app.decorateRequest('facts', null as never);
+  app.addHook('onRequest', async (req, reply) => {
+    req.facts = {};
+    reply.header('x-request-id', req.id);
+    if (rt.isDraining()) reply.header('connection', 'close');
+  });
+
+  app.addHook('preHandler', async (req) => {
+    const mode = req.routeOptions.config.auth ?? 'user';
+    if (mode === 'none') return;
+    const header = req.headers.authorization;
+    const m = typeof header === 'string' ? /^Bearer\s+(\S+)\s*$/i.exec(header) : null;
+    if (!m) {
+      throw new AuthenticationError(
+        "You didn't provide an API key. Send it in the Authorization header: 'Authorization: Bearer YOUR_KEY'.",
+      );
+    }
+    const token = m[1] as string;
+    const isAdmin = env.adminApiKey !== undefined && safeEqual(token, env.adminApiKey);
+    if (mode === 'admin') {
+      if (isAdmin) return;
+      const user = await rt.auth.authenticate(token);
+      if (user)
+        throw new PermissionDeniedError('This route needs the admin key; user API keys cannot call it.', {
+          code: 'admin_only',
+        });
+      throw new AuthenticationError();
+    }
+    if (isAdmin)
+      throw new PermissionDeniedError('The admin key only works on /admin routes; use a user API key here.', {
+        code: 'admin_key_not_allowed',
+      });
+    const principal = await rt.auth.authenticate(token);
+    if (!principal) throw new AuthenticationError();
+    req.principal = principal;
+  });
+
+  app.addHook('onResponse', async (req, reply) => {
+    const f = req.facts;
+    if (!f || f.logged) return;
+    telemetry.request({
+      requestId: req.id,
+      method: req.method,
+      route: req.routeOptions.url ?? 'unknown',
+      status: reply.statusCode,
+      latencyMs: Math.round(reply.elapsedTime * 10) / 10,
+      model: f.model,
+      ttftMs: f.ttftMs,
+      tokensIn: f.tokensIn,
+      tokensOut: f.tokensOut,
+      costUsd: f.costUsd,
+      cache: f.cache,
+      stream: f.stream,
+      keyId: req.principal?.keyId,
+      owner: req.principal?.owner,
+      errorCode: f.errorCode,
+      content: f.content,
+    });
+  });
+
+  installErrorHandling(app, telemetry, env.bodyLimitBytes);
+  const finishRoutes = collectRoutesFor405(app);
+
+  registerBasicRoutes(app, { router: rt.router, telemetry, checks: rt.checks, isDraining: rt.isDraining });
+  registerChatRoutes(app, {
+    chat: rt.chat,
+    telemetry,
+    pingIntervalMs: env.pingIntervalMs ?? rt.config.streaming.pingIntervalMs,
+    logContent: env.logContent,
+  });
+  registerAdminRoutes(app, {
+    keys: rt.keys,
+    auth: rt.auth,
+    config: rt.config,
+    doc: rt.doc,
+    usageTable: env.tables.usage,
+    modelIds: () => new Set(rt.router.list().map((e) => e.config.id)),
+  });
+  for (const p of plugins) p(app, rt);
+  finishRoutes();
+  return app;
+}

@@ -1,0 +1,48 @@
+import { countTokens } from 'gpt-tokenizer';
+import type { ChatMessage } from './types';
+
+/** Tokens of one piece of text (o200k_base, what current OpenAI models use). */
+export function countTextTokens(text: string): number {
+  return text.length === 0 ? 0 : countTokens(text);
+}
+
+/** Text of a message's content: a string, or the text parts of a content-part array. */
+export function contentText(content: unknown): string {
+  if (typeof content === 'string') return content;
+  if (!Array.isArray(content)) return '';
+  let out = '';
+  for (const part of content) {
+    if (part && typeof part === 'object' && typeof (part as { text?: unknown }).text === 'string') {
+      out += (out ? '\n' : '') + (part as { text: string }).text;
+    }
+  }
+  return out;
+}
+
+/** Per-message framing overhead of the chat format (OpenAI's documented approximation). */
+const PER_MESSAGE = 4;
+const PER_REPLY = 3;
+/** An image part costs at least this much; exact cost depends on detail and size. */
+const IMAGE_PART_TOKENS = 85;
+
+/** Prompt tokens of one message, content, name and tool calls included. */
+export function countMessageTokens(m: ChatMessage): number {
+  let n = PER_MESSAGE + countTextTokens(contentText(m.content));
+  if (Array.isArray(m.content)) {
+    for (const part of m.content) {
+      if (part && typeof part === 'object' && (part as { type?: unknown }).type === 'image_url')
+        n += IMAGE_PART_TOKENS;
+    }
+  }
+  if (typeof m.name === 'string') n += countTextTokens(m.name);
+  if (m.tool_calls) n += countTextTokens(JSON.stringify(m.tool_calls));
+  return n;
+}
+
+/** Prompt tokens of a whole conversation (plus tools, when given). */
+export function countPromptTokens(messages: ChatMessage[], tools?: unknown): number {
+  let n = PER_REPLY;
+  for (const m of messages) n += countMessageTokens(m);
+  if (tools) n += countTextTokens(JSON.stringify(tools));
+  return n;
+}

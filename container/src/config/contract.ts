@@ -1,0 +1,109 @@
+/**
+ * The contract between the runtime (service + worker) and the deployment (CDK app):
+ * environment variable names, table key schemas, metric names. Plain constants with no
+ * imports, so `lib/` can read them without pulling runtime code into the CDK app.
+ */
+
+/** Environment variables the service and the worker read at start. */
+export const ENV = {
+  port: 'PORT',
+  host: 'HOST',
+  /** Path of the catalogue / tiers file (JSON or YAML). */
+  configPath: 'TOLLGATE_CONFIG',
+  /** The same file's content inline (the CDK app passes it this way). */
+  configJson: 'TOLLGATE_CONFIG_JSON',
+  openaiBaseUrl: 'OPENAI_BASE_URL',
+  openaiApiKey: 'OPENAI_API_KEY',
+  devApiKey: 'TOLLGATE_DEV_API_KEY',
+  adminApiKey: 'TOLLGATE_ADMIN_API_KEY',
+  logContent: 'TOLLGATE_LOG_CONTENT',
+  logLevel: 'POWERTOOLS_LOG_LEVEL',
+  serviceName: 'POWERTOOLS_SERVICE_NAME',
+  metricsNamespace: 'POWERTOOLS_METRICS_NAMESPACE',
+  drainTimeoutMs: 'TOLLGATE_DRAIN_TIMEOUT_MS',
+  bodyLimitBytes: 'TOLLGATE_BODY_LIMIT_BYTES',
+  pingIntervalMs: 'TOLLGATE_PING_INTERVAL_MS',
+  limiterFailureMode: 'TOLLGATE_LIMITER_FAILURE_MODE',
+  /** Full Redis URL (`redis://` or `rediss://`); takes precedence over host/port. */
+  redisUrl: 'REDIS_URL',
+  redisHost: 'REDIS_HOST',
+  redisPort: 'REDIS_PORT',
+  redisTls: 'REDIS_TLS',
+  redisAuthToken: 'REDIS_AUTH_TOKEN',
+  tableApiKeys: 'TOLLGATE_TABLE_API_KEYS',
+  tableUsage: 'TOLLGATE_TABLE_USAGE',
+  tableJobs: 'TOLLGATE_TABLE_JOBS',
+  tableConversations: 'TOLLGATE_TABLE_CONVERSATIONS',
+  jobsQueueUrl: 'TOLLGATE_JOBS_QUEUE_URL',
+  jobsDlqUrl: 'TOLLGATE_JOBS_DLQ_URL',
+  queueMaxDepth: 'TOLLGATE_QUEUE_MAX_DEPTH',
+  workerConcurrency: 'TOLLGATE_WORKER_CONCURRENCY',
+} as const;
+
+/** DynamoDB key schemas. Every key attribute is a string. */
+export const TABLES = {
+  apiKeys: {
+    defaultName: 'tollgate-api-keys',
+    partitionKey: 'keyHash',
+    /** GSI for admin look-ups by key id (PATCH / DELETE /admin/keys/{id}). */
+    byIdIndex: { name: 'byId', partitionKey: 'id' },
+    /** GSI for `GET /admin/keys?owner=`. */
+    byOwnerIndex: { name: 'byOwner', partitionKey: 'owner', sortKey: 'createdAt' },
+  },
+  usage: {
+    defaultName: 'tollgate-usage',
+    partitionKey: 'pk',
+    sortKey: 'sk',
+    ttlAttribute: 'expiresAt',
+  },
+  jobs: {
+    defaultName: 'tollgate-jobs',
+    partitionKey: 'jobId',
+    ttlAttribute: 'expiresAt',
+  },
+  conversations: {
+    defaultName: 'tollgate-conversations',
+    partitionKey: 'conversationId',
+    ttlAttribute: 'expiresAt',
+  },
+} as const;
+
+/** Service names (the Powertools `service` dimension on every metric). */
+export const SERVICE_NAMES = {
+  api: 'tollgate-api',
+  worker: 'tollgate-worker',
+} as const;
+
+export const DEFAULT_METRICS_NAMESPACE = 'Tollgate';
+
+/**
+ * EMF metric names. Every metric carries the dimension `service`; `CostUsdByModel`,
+ * `RequestsByModel` and `TokensByModel` add `model`.
+ */
+export const METRICS = {
+  requests: 'Requests',
+  requestsByModel: 'RequestsByModel',
+  errors4xx: 'Errors4xx',
+  errors5xx: 'Errors5xx',
+  rateLimited: 'RateLimited',
+  latency: 'Latency',
+  timeToFirstToken: 'TimeToFirstToken',
+  tokensIn: 'TokensIn',
+  tokensOut: 'TokensOut',
+  costUsd: 'CostUsd',
+  costUsdByModel: 'CostUsdByModel',
+  cacheHits: 'CacheHits',
+  cacheMisses: 'CacheMisses',
+  upstreamErrors: 'UpstreamErrors',
+  inFlight: 'InFlight',
+  queued: 'Queued',
+  limiterFailOpen: 'LimiterFailOpen',
+  usageWriteFailures: 'UsageWriteFailures',
+  jobsSubmitted: 'JobsSubmitted',
+  jobsCompleted: 'JobsCompleted',
+  jobsFailed: 'JobsFailed',
+} as const;
+
+/** The container port and the liveness path the ALB checks. */
+export const CONTAINER_PORT = 8080;
+export const HEALTH_PATH = '/health';

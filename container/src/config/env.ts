@@ -1,0 +1,118 @@
+import { z } from 'zod';
+import { DEFAULT_METRICS_NAMESPACE, ENV, SERVICE_NAMES, TABLES } from './contract';
+import { ConfigError, formatZodIssues } from './service-config';
+
+const bool = z
+  .enum(['true', 'false', '1', '0', 'yes', 'no', ''])
+  .transform((v) => v === 'true' || v === '1' || v === 'yes');
+const optionalString = z
+  .string()
+  .optional()
+  .transform((v) => (v === '' ? undefined : v));
+
+const envSchema = z.object({
+  [ENV.port]: z.coerce.number().int().min(0).max(65535).default(8080),
+  [ENV.host]: z.string().default('0.0.0.0'),
+  [ENV.configPath]: optionalString,
+  [ENV.configJson]: optionalString,
+  [ENV.openaiBaseUrl]: z
+    .string()
+    .url()
+    .optional()
+    .or(z.literal('').transform(() => undefined)),
+  [ENV.openaiApiKey]: optionalString,
+  [ENV.devApiKey]: optionalString,
+  [ENV.adminApiKey]: optionalString,
+  [ENV.logContent]: bool.default(false),
+  [ENV.serviceName]: z.string().default(SERVICE_NAMES.api),
+  [ENV.metricsNamespace]: z.string().default(DEFAULT_METRICS_NAMESPACE),
+  [ENV.drainTimeoutMs]: z.coerce.number().int().min(0).default(120_000),
+  [ENV.bodyLimitBytes]: z.coerce
+    .number()
+    .int()
+    .positive()
+    .default(1024 * 1024),
+  [ENV.pingIntervalMs]: z.coerce.number().int().positive().optional(),
+  [ENV.limiterFailureMode]: z.enum(['open', 'closed']).optional(),
+  [ENV.redisUrl]: optionalString,
+  [ENV.redisHost]: optionalString,
+  [ENV.redisPort]: z.coerce.number().int().positive().default(6379),
+  [ENV.redisTls]: bool.default(false),
+  [ENV.redisAuthToken]: optionalString,
+  [ENV.tableApiKeys]: z.string().default(TABLES.apiKeys.defaultName),
+  [ENV.tableUsage]: z.string().default(TABLES.usage.defaultName),
+  [ENV.tableJobs]: z.string().default(TABLES.jobs.defaultName),
+  [ENV.tableConversations]: z.string().default(TABLES.conversations.defaultName),
+  [ENV.jobsQueueUrl]: optionalString,
+  [ENV.jobsDlqUrl]: optionalString,
+  [ENV.queueMaxDepth]: z.coerce.number().int().positive().optional(),
+  [ENV.workerConcurrency]: z.coerce.number().int().positive().default(5),
+});
+
+/** Runtime settings from the environment, parsed once at process start. */
+export interface RuntimeEnv {
+  port: number;
+  host: string;
+  configPath: string | undefined;
+  configJson: string | undefined;
+  openaiBaseUrl: string | undefined;
+  openaiApiKey: string | undefined;
+  devApiKey: string | undefined;
+  adminApiKey: string | undefined;
+  logContent: boolean;
+  serviceName: string;
+  metricsNamespace: string;
+  drainTimeoutMs: number;
+  bodyLimitBytes: number;
+  pingIntervalMs: number | undefined;
+  limiterFailureMode: 'open' | 'closed' | undefined;
+  /** Redis connection URL, built from host/port/TLS/auth when REDIS_URL is unset. */
+  redisUrl: string | undefined;
+  tables: { apiKeys: string; usage: string; jobs: string; conversations: string };
+  jobsQueueUrl: string | undefined;
+  jobsDlqUrl: string | undefined;
+  queueMaxDepth: number | undefined;
+  workerConcurrency: number;
+}
+
+/** Parse and validate the environment; throws a ConfigError naming every bad variable. */
+export function readEnv(source: NodeJS.ProcessEnv = process.env): RuntimeEnv {
+  const parsed = envSchema.safeParse(source);
+  if (!parsed.success) throw new ConfigError(formatZodIssues('environment', parsed.error));
+  const e = parsed.data;
+  let redisUrl = e[ENV.redisUrl];
+  const host = e[ENV.redisHost];
+  if (!redisUrl && host) {
+    const token = e[ENV.redisAuthToken];
+    const auth = token ? `:${encodeURIComponent(token)}@` : '';
+    redisUrl = `${e[ENV.redisTls] ? 'rediss' : 'redis'}://${auth}${host}:${e[ENV.redisPort]}`;
+  }
+  return {
+    port: e[ENV.port],
+    host: e[ENV.host],
+    configPath: e[ENV.configPath],
+    configJson: e[ENV.configJson],
+    openaiBaseUrl: e[ENV.openaiBaseUrl],
+    openaiApiKey: e[ENV.openaiApiKey],
+    devApiKey: e[ENV.devApiKey],
+    adminApiKey: e[ENV.adminApiKey],
+    logContent: e[ENV.logContent],
+    serviceName: e[ENV.serviceName],
+    metricsNamespace: e[ENV.metricsNamespace],
+    drainTimeoutMs: e[ENV.drainTimeoutMs],
+    bodyLimitBytes: e[ENV.bodyLimitBytes],
+    pingIntervalMs: e[ENV.pingIntervalMs],
+    limiterFailureMode: e[ENV.limiterFailureMode],
+    redisUrl,
+    tables: {
+      apiKeys: e[ENV.tableApiKeys],
+      usage: e[ENV.tableUsage],
+      jobs: e[ENV.tableJobs],
+      conversations: e[ENV.tableConversations],
+    },
+    jobsQueueUrl: e[ENV.jobsQueueUrl],
+    jobsDlqUrl: e[ENV.jobsDlqUrl],
+    queueMaxDepth: e[ENV.queueMaxDepth],
+    workerConcurrency: e[ENV.workerConcurrency],
+  };
+}

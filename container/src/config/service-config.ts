@@ -1,0 +1,255 @@
+import { readFileSync } from 'node:fs';
+import { parse as parseYaml } from 'yaml';
+import { z } from 'zod';
+
+/**
+ * The service config file (`tollgate.config.json` / `.yaml`): model catalogue, tiers,
+ * cache, limiter, routing, assistant. Validated once at start; a bad field fails with a
+ * message naming it.
+ */
+
+const price = z.number().min(0);
+
+export const simulatorSchema = z
+  .object({
+    /** Time to first token. @default 150 */
+    ttftMs: z.number().int().min(0).default(150),
+    /** Output speed. @default 80 */
+    tokensPerSecond: z.number().positive().default(80),
+  })
+  .strict();
+
+export const modelSchema = z
+  .object({
+    /** Public model id clients send. */
+    id: z.string().min(1).max(128),
+    /** `openai` = any OpenAI-compatible server through the openai SDK; `simulator` = built in. */
+    provider: z.enum(['openai', 'simulator']).default('openai'),
+    /** Upstream base URL (e.g. https://api.openai.com/v1). @default OPENAI_BASE_URL */
+    baseUrl: z.string().url().optional(),
+    /** Name of the env var holding the upstream API key. @default OPENAI_API_KEY */
+    apiKeyEnv: z.string().min(1).optional(),
+    /** Model name sent upstream. @default id */
+    upstreamModel: z.string().min(1).optional(),
+    /** USD per 1M tokens. */
+    pricing: z
+      .object({ input: price.default(0), output: price.default(0), cachedInput: price.optional() })
+      .strict()
+      .default({ input: 0, output: 0 }),
+    contextWindow: z.number().int().positive().default(128_000),
+    /** Default completion reservation when the request sets no max_tokens. @default 4096 */
+    maxOutputTokens: z.number().int().positive().default(4096),
+    /** Per attempt, until the upstream answers (non-stream: whole body; stream: each chunk). */
+    timeoutMs: z.number().int().positive().default(60_000),
+    /** Retries on 429/5xx/connection errors before any byte reached the client. */
+    maxRetries: z.number().int().min(0).max(10).default(2),
+    maxConcurrent: z.number().int().positive().default(256),
+    /** Requests that may wait for a slot; beyond it: 503 server_busy. */
+    maxQueue: z.number().int().min(0).default(1024),
+    /** Longest wait for a slot before 503. */
+    queueTimeoutMs: z.number().int().positive().default(30_000),
+    /** Model ids tried in order when this one fails with a retryable error. */
+    fallbacks: z.array(z.string()).default([]),
+    ownedBy: z.string().default('tollgate'),
+    simulator: simulatorSchema.optional(),
+  })
+  .strict();
+
+const limitsSchema = z
+  .object({
+    rpm: z.number().int().positive().optional(),
+    tpm: z.number().int().positive().optional(),
+    daily_tokens: z.number().int().positive().optional(),
+    monthly_budget_usd: z.number().positive().optional(),
+  })
+  .strict();
+
+const tierSchema = z
+  .object({
+    limits: limitsSchema.default({}),
+    /** Allowed model ids; `*` = all. */
+    models: z.array(z.string()).default(['*']),
+    /** Upper bound on max_tokens for this tier (a larger request is capped, not refused). */
+    maxTokensCap: z.number().int().positive().optional(),
+  })
+  .strict();
+
+const autoRuleSchema = z
+  .object({
+    tiers: z.array(z.string()).optional(),
+    minPromptTokens: z.number().int().min(0).optional(),
+    /** Matches when the prompt contains code (fences or common code shapes). */
+    codeHeavy: z.boolean().optional(),
+    model: z.string(),
+  })
+  .strict();
+
+export const serviceConfigSchema = z
+  .object({
+    models: z.array(modelSchema).default([]),
+    tiers: z.record(z.string(), tierSchema).default({
+      basic: {
+        limits: { rpm: 60, tpm: 100_000, daily_tokens: 1_000_000, monthly_budget_usd: 50 },
+        models: ['*'],
+        maxTokensCap: 4096,
+      },
+      premium: {
+        limits: { rpm: 600, tpm: 1_000_000, daily_tokens: 20_000_000, monthly_budget_usd: 1000 },
+        models: ['*'],
+      },
+    }),
+    defaultTier: z.string().default('basic'),
+    auto: z
+      .object({ rules: z.array(autoRuleSchema).default([]), default: z.string().optional() })
+      .strict()
+      .default({ rules: [] }),
+    /** What to do when a prompt exceeds the model's context window. */
+    contextOverflow: z.enum(['trim', 'reject']).default('trim'),
+    cache: z
+      .object({
+        enabled: z.boolean().default(true),
+        ttlSeconds: z.number().int().positive().default(3600),
+        maxEntryBytes: z
+          .number()
+          .int()
+          .positive()
+          .default(256 * 1024),
+        /** Requests with temperature <= this (or with a seed) are cacheable. */
+        temperatureThreshold: z.number().min(0).max(2).default(0),
+        scope: z.enum(['owner', 'global']).default('owner'),
+      })
+      .strict()
+      .default({
+        enabled: true,
+        ttlSeconds: 3600,
+        maxEntryBytes: 256 * 1024,
+        temperatureThreshold: 0,
+        scope: 'owner',
+      }),
+    limiter: z
+      .object({ failureMode: z.enum(['open', 'closed']).default('open') })
+      .strict()
+      .default({ failureMode: 'open' }),
+    streaming: z
+      .object({ pingIntervalMs: z.number().int().positive().default(15_000) })
+      .strict()
+      .default({ pingIntervalMs: 15_000 }),
+    assistant: z
+      .object({
+        systemPrompt: z.string().min(1).optional(),
+        model: z.string().optional(),
+        historyLimit: z.number().int().positive().default(50),
+        maxMessageChars: z.number().int().positive().default(8000),
+        maxTokens: z.number().int().positive().default(512),
+      })
+      .strict()
+      .default({ historyLimit: 50, maxMessageChars: 8000, maxTokens: 512 }),
+    jobs: z
+      .object({
+        ttlDays: z.number().positive().default(7),
+        maxQueueDepth: z.number().int().positive().default(10_000),
+        depthCheckIntervalMs: z.number().int().positive().default(5000),
+      })
+      .strict()
+      .default({ ttlDays: 7, maxQueueDepth: 10_000, depthCheckIntervalMs: 5000 }),
+    usage: z
+      .object({
+        flushIntervalMs: z.number().int().positive().default(1000),
+        maxBatch: z.number().int().positive().max(25).default(25),
+        /** Keep per-request rows this long (days); 0 = forever. */
+        retentionDays: z.number().min(0).default(400),
+      })
+      .strict()
+      .default({ flushIntervalMs: 1000, maxBatch: 25, retentionDays: 400 }),
+  })
+  .strict();
+
+export type ModelConfig = z.infer<typeof modelSchema>;
+export type TierConfig = z.infer<typeof tierSchema>;
+export type Limits = z.infer<typeof limitsSchema>;
+export type ServiceConfig = z.infer<typeof serviceConfigSchema>;
+
+/** A bad config: the message names every bad field. */
+export class ConfigError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'ConfigError';
+  }
+}
+
+export function formatZodIssues(source: string, error: z.ZodError): string {
+  const lines = error.issues.map((i) => `  - ${i.path.length ? i.path.join('.') : '(root)'}: ${i.message}`);
+  return `Invalid ${source}:\n${lines.join('\n')}`;
+}
+
+/** Validate a parsed config object; cross-field checks (fallbacks, tiers, auto rules) included. */
+export function parseServiceConfig(raw: unknown, source = 'service config'): ServiceConfig {
+  const result = serviceConfigSchema.safeParse(raw ?? {});
+  if (!result.success) throw new ConfigError(formatZodIssues(source, result.error));
+  const cfg = result.data;
+  const problems: string[] = [];
+  const ids = new Set<string>();
+  cfg.models.forEach((m, i) => {
+    if (ids.has(m.id)) problems.push(`models.${i}.id: duplicate model id '${m.id}'`);
+    if (m.id === 'auto') problems.push(`models.${i}.id: 'auto' is reserved for automatic routing`);
+    ids.add(m.id);
+  });
+  cfg.models.forEach((m, i) => {
+    m.fallbacks.forEach((f, j) => {
+      if (!ids.has(f)) problems.push(`models.${i}.fallbacks.${j}: unknown model '${f}'`);
+      if (f === m.id) problems.push(`models.${i}.fallbacks.${j}: a model cannot fall back to itself`);
+    });
+  });
+  if (!cfg.tiers[cfg.defaultTier]) problems.push(`defaultTier: unknown tier '${cfg.defaultTier}'`);
+  cfg.auto.rules.forEach((r, i) => {
+    if (ids.size && !ids.has(r.model)) problems.push(`auto.rules.${i}.model: unknown model '${r.model}'`);
+  });
+  if (problems.length)
+    throw new ConfigError(`Invalid ${source}:\n${problems.map((p) => `  - ${p}`).join('\n')}`);
+  return cfg;
+}
+
+/** Read the config from TOLLGATE_CONFIG_JSON (inline) or a JSON/YAML file path; empty config when neither. */
+export function loadServiceConfig(opts: {
+  inline?: string | undefined;
+  path?: string | undefined;
+}): ServiceConfig {
+  if (opts.inline) {
+    let raw: unknown;
+    try {
+      raw = JSON.parse(opts.inline);
+    } catch (err) {
+      throw new ConfigError(`TOLLGATE_CONFIG_JSON is not valid JSON: ${(err as Error).message}`);
+    }
+    return parseServiceConfig(raw, 'TOLLGATE_CONFIG_JSON');
+  }
+  if (opts.path) {
+    let text: string;
+    try {
+      text = readFileSync(opts.path, 'utf8');
+    } catch (err) {
+      throw new ConfigError(`TOLLGATE_CONFIG: cannot read ${opts.path}: ${(err as Error).message}`);
+    }
+    let raw: unknown;
+    try {
+      raw = /\.ya?ml$/i.test(opts.path) ? parseYaml(text) : JSON.parse(text);
+    } catch (err) {
+      throw new ConfigError(`TOLLGATE_CONFIG: ${opts.path} does not parse: ${(err as Error).message}`);
+    }
+    return parseServiceConfig(raw, opts.path);
+  }
+  return parseServiceConfig({});
+}
+
+/** The simulator catalogue served when no model and no upstream is configured. */
+export function simulatorModels(): ModelConfig[] {
+  const base = {
+    provider: 'simulator' as const,
+    pricing: { input: 0, output: 0 },
+    ownedBy: 'tollgate-simulator',
+  };
+  return [
+    modelSchema.parse({ ...base, id: 'simulator', contextWindow: 128_000 }),
+    modelSchema.parse({ ...base, id: 'simulator-large', contextWindow: 200_000 }),
+  ];
+}

@@ -1,0 +1,85 @@
+import type { FastifyInstance } from 'fastify';
+import { isAllowed } from '../chat/prepare';
+import type { ModelRouter } from '../providers/router';
+import type { Telemetry } from '../telemetry/telemetry';
+
+/** A dependency that readiness reports on. */
+export interface DependencyCheck {
+  name: string;
+  check(signal: AbortSignal): Promise<unknown>;
+}
+
+export interface BasicRoutesOptions {
+  router: ModelRouter;
+  telemetry: Telemetry;
+  checks: DependencyCheck[];
+  isDraining: () => boolean;
+}
+
+async function runCheck(
+  c: DependencyCheck,
+): Promise<{ name: string; status: 'ok' | 'error'; latency_ms: number; error?: string }> {
+  const t0 = performance.now();
+  const signal = AbortSignal.timeout(2000);
+  try {
+    await c.check(signal);
+    return { name: c.name, status: 'ok', latency_ms: Math.round((performance.now() - t0) * 10) / 10 };
+  } catch (err) {
+    return {
+      name: c.name,
+      status: 'error',
+      latency_ms: Math.round(performance.now() - t0),
+      error: (err as Error).message,
+    };
+  }
+}
+
+/** `/v1/models`, `/health`, `/ready`, `/health/detailed`, `/metrics`. */
+export function registerBasicRoutes(app: FastifyInstance, opts: BasicRoutesOptions): void {
+  const models = async (req: { principal: import('../keys/key-store').Principal | null }) => ({
+    object: 'list',
+    data: opts.router
+      .list()
+      .filter((e) => !req.principal || isAllowed(req.principal, e.config.id))
+      .map((e) => ({
+        id: e.config.id,
+        object: 'model',
+        created: e.created,
+        owned_by: e.config.ownedBy,
+        context_window: e.config.contextWindow,
+        pricing: {
+          input_per_1m: e.config.pricing.input,
+          output_per_1m: e.config.pricing.output,
+          cached_input_per_1m: e.config.pricing.cachedInput ?? e.config.pricing.input,
+        },
+        ...(e.config.provider === 'simulator' ? { simulated: true } : {}),
+      })),
+  });
+  for (const url of ['/v1/models', '/api/v1/models']) app.get(url, models);
+
+  // Liveness: no dependency is consulted, so one Redis blip cannot pull every task out of the ALB.
+  app.get('/health', { config: { auth: 'none' } }, async (_req, reply) => {
+    if (opts.isDraining()) return reply.code(503).send({ status: 'draining' });
+    return { status: 'ok' };
+  });
+
+  const detailed = async (_req: unknown, reply: import('fastify').FastifyReply) => {
+    const results = await Promise.all(opts.checks.map(runCheck));
+    const load = opts.router.load();
+    const ok = results.every((r) => r.status === 'ok') && !opts.isDraining();
+    return reply.code(ok ? 200 : 503).send({
+      status: opts.isDraining() ? 'draining' : ok ? 'ready' : 'degraded',
+      dependencies: results,
+      in_flight: load.inFlight,
+      queued: load.queued,
+    });
+  };
+  app.get('/ready', { config: { auth: 'none' } }, detailed);
+  app.get('/health/detailed', { config: { auth: 'none' } }, detailed);
+
+  // Admin key required: the series reveal spend and traffic.
+  app.get('/metrics', { config: { auth: 'admin' } }, async (_req, reply) => {
+    reply.header('content-type', opts.telemetry.registry.contentType);
+    return opts.telemetry.prometheus();
+  });
+}

@@ -1,0 +1,68 @@
+import type { ServerResponse } from 'node:http';
+
+/**
+ * A server-sent-events writer on the raw response. Headers go out lazily (first chunk or first
+ * ping) so that failures before then can still be a proper JSON error with its status.
+ */
+export class SseWriter {
+  private started = false;
+  private ended = false;
+
+  constructor(
+    private readonly res: ServerResponse,
+    private readonly headers: () => Record<string, string>,
+  ) {}
+
+  get headersSent(): boolean {
+    return this.started;
+  }
+
+  get closed(): boolean {
+    return this.ended || this.res.destroyed;
+  }
+
+  start(): void {
+    if (this.started) return;
+    this.started = true;
+    this.res.writeHead(200, {
+      ...this.headers(),
+      'content-type': 'text/event-stream; charset=utf-8',
+      'cache-control': 'no-cache, no-transform',
+      connection: 'keep-alive',
+      // Tell nginx-style proxies not to buffer the stream.
+      'x-accel-buffering': 'no',
+    });
+    this.res.flushHeaders();
+  }
+
+  /** Write one event; resolves when the socket can take more (backpressure). */
+  write(payload: string): Promise<void> | undefined {
+    if (this.closed) return undefined;
+    this.start();
+    if (this.res.write(payload)) return undefined;
+    return new Promise((resolve) => {
+      const done = () => {
+        this.res.off('drain', done);
+        this.res.off('close', done);
+        resolve();
+      };
+      this.res.once('drain', done);
+      this.res.once('close', done);
+    });
+  }
+
+  data(obj: unknown): Promise<void> | undefined {
+    return this.write(`data: ${JSON.stringify(obj)}\n\n`);
+  }
+
+  ping(): void {
+    void this.write(': ping\n\n');
+  }
+
+  end(done = true): void {
+    if (this.closed) return;
+    if (done) this.res.write('data: [DONE]\n\n');
+    this.ended = true;
+    this.res.end();
+  }
+}

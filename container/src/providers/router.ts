@@ -1,0 +1,194 @@
+import type { ChatCompletion, ChatCompletionChunk, ChatRequest } from '../chat/types';
+import type { ModelConfig } from '../config/service-config';
+import { GatewayTimeoutError, isRetryable, ModelNotFoundError } from '../errors';
+import { ConcurrencyLimiter } from './concurrency';
+import { OpenAIProvider } from './openai/openai-provider';
+import { SimulatorProvider } from './simulator/simulator-provider';
+import type { Provider } from './types';
+
+/** One catalogue entry with its provider and concurrency limiter. */
+export interface ModelEntry {
+  readonly config: ModelConfig;
+  readonly provider: Provider;
+  readonly limiter: ConcurrencyLimiter;
+  readonly created: number;
+}
+
+export interface CompletionResult {
+  model: ModelEntry;
+  completion: ChatCompletion;
+  attempts: string[];
+}
+
+export interface StreamResult {
+  model: ModelEntry;
+  /** The first chunk (already received: the stream is committed to this model). */
+  first: ChatCompletionChunk;
+  rest: AsyncIterator<ChatCompletionChunk>;
+  /** Frees the concurrency slot; call once the stream ended or was abandoned. */
+  release: () => void;
+  attempts: string[];
+}
+
+export interface RouterOptions {
+  /** Env fallbacks for models that give no base URL / key env. */
+  defaultBaseUrl?: string | undefined;
+  env?: NodeJS.ProcessEnv;
+}
+
+/**
+ * The model catalogue and the call path: concurrency slot, provider call with timeout and
+ * retries, then the fallback chain, all before the first byte goes to the client.
+ */
+export class ModelRouter {
+  private readonly entries = new Map<string, ModelEntry>();
+
+  constructor(models: ModelConfig[], { defaultBaseUrl, env = process.env }: RouterOptions = {}) {
+    const providers = new Map<string, Provider>();
+    const created = Math.floor(Date.now() / 1000);
+    for (const m of models) {
+      let provider: Provider;
+      if (m.provider === 'simulator') {
+        provider = new SimulatorProvider(m.simulator);
+      } else {
+        const baseUrl = m.baseUrl ?? defaultBaseUrl;
+        if (!baseUrl) throw new Error(`Model '${m.id}' has no baseUrl and OPENAI_BASE_URL is not set.`);
+        const keyEnv = m.apiKeyEnv ?? 'OPENAI_API_KEY';
+        const cacheKey = `${baseUrl}|${keyEnv}`;
+        // Models on the same upstream share one SDK client and connection pool.
+        provider = providers.get(cacheKey) ?? new OpenAIProvider({ baseUrl, apiKey: env[keyEnv] });
+        providers.set(cacheKey, provider);
+      }
+      const limiter = new ConcurrencyLimiter(m.id, m.maxConcurrent, m.maxQueue, m.queueTimeoutMs);
+      this.entries.set(m.id, { config: m, provider, limiter, created });
+    }
+  }
+
+  get(id: string): ModelEntry | undefined {
+    return this.entries.get(id);
+  }
+
+  /** The entry for a public id, or 404 model_not_found. */
+  require(id: string): ModelEntry {
+    const e = this.entries.get(id);
+    if (!e) throw new ModelNotFoundError(id);
+    return e;
+  }
+
+  list(): ModelEntry[] {
+    return [...this.entries.values()];
+  }
+
+  /** Totals for the in-flight / queued gauges. */
+  load(): { inFlight: number; queued: number } {
+    let inFlight = 0;
+    let queued = 0;
+    for (const e of this.entries.values()) {
+      inFlight += e.limiter.inFlight;
+      queued += e.limiter.queued;
+    }
+    return { inFlight, queued };
+  }
+
+  private chain(id: string): ModelEntry[] {
+    const first = this.require(id);
+    const out = [first];
+    for (const f of first.config.fallbacks) {
+      const e = this.entries.get(f);
+      if (e && !out.includes(e)) out.push(e);
+    }
+    return out;
+  }
+
+  /** Non-streaming call through the fallback chain. */
+  async complete(id: string, body: ChatRequest, signal: AbortSignal): Promise<CompletionResult> {
+    const attempts: string[] = [];
+    let lastError: unknown;
+    for (const entry of this.chain(id)) {
+      attempts.push(entry.config.id);
+      let release: (() => void) | undefined;
+      try {
+        release = await entry.limiter.acquire(signal);
+        const completion = await entry.provider.complete(
+          upstreamBody(entry, body),
+          callOptions(entry, signal),
+        );
+        completion.model = entry.config.id;
+        return { model: entry, completion, attempts };
+      } catch (err) {
+        lastError = err;
+        if (!isRetryable(err) || signal.aborted) throw err;
+      } finally {
+        release?.();
+      }
+    }
+    throw lastError;
+  }
+
+  /** Streaming call: falls back until some model produced its first chunk. */
+  async stream(id: string, body: ChatRequest, signal: AbortSignal): Promise<StreamResult> {
+    const attempts: string[] = [];
+    let lastError: unknown;
+    for (const entry of this.chain(id)) {
+      attempts.push(entry.config.id);
+      let release: (() => void) | undefined;
+      try {
+        release = await entry.limiter.acquire(signal);
+        const iterable = await entry.provider.stream(upstreamBody(entry, body), callOptions(entry, signal));
+        const it = withIdleTimeout(iterable[Symbol.asyncIterator](), entry.config.timeoutMs, entry.config.id);
+        const first = await it.next();
+        if (first.done) throw new GatewayTimeoutError('The upstream model closed the stream without output.');
+        const r = release;
+        release = undefined;
+        return { model: entry, first: first.value, rest: it, release: r, attempts };
+      } catch (err) {
+        lastError = err;
+        if (!isRetryable(err) || signal.aborted) throw err;
+      } finally {
+        release?.();
+      }
+    }
+    throw lastError;
+  }
+}
+
+function upstreamBody(entry: ModelEntry, body: ChatRequest): ChatRequest {
+  return { ...body, model: entry.config.upstreamModel ?? entry.config.id };
+}
+
+function callOptions(entry: ModelEntry, signal: AbortSignal) {
+  return { signal, timeoutMs: entry.config.timeoutMs, maxRetries: entry.config.maxRetries };
+}
+
+/** Fails a stream that goes quiet for longer than the model's timeout (504), instead of hanging. */
+function withIdleTimeout(
+  it: AsyncIterator<ChatCompletionChunk>,
+  timeoutMs: number,
+  model: string,
+): AsyncIterator<ChatCompletionChunk> {
+  return {
+    next: () =>
+      new Promise((resolve, reject) => {
+        const timer = setTimeout(() => {
+          void it.return?.();
+          reject(
+            new GatewayTimeoutError(`The upstream model '${model}' stopped sending for ${timeoutMs} ms.`),
+          );
+        }, timeoutMs);
+        it.next().then(
+          (r) => {
+            clearTimeout(timer);
+            resolve(r);
+          },
+          (e: unknown) => {
+            clearTimeout(timer);
+            reject(e);
+          },
+        );
+      }),
+    return: async () => {
+      await it.return?.();
+      return { done: true, value: undefined };
+    },
+  };
+}

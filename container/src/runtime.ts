@@ -1,0 +1,194 @@
+import { DescribeTableCommand, DynamoDBClient } from '@aws-sdk/client-dynamodb';
+import { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
+import { Redis } from 'ioredis';
+import { MemoryCacheStore, RedisCacheStore, ResponseCache } from './cache/response-cache';
+import { ChatService } from './chat/chat-service';
+import type { RuntimeEnv } from './config/env';
+import {
+  loadServiceConfig,
+  type ModelConfig,
+  modelSchema,
+  type ServiceConfig,
+  simulatorModels,
+} from './config/service-config';
+import type { DependencyCheck } from './http/basic-routes';
+import { Authenticator, KeyStore } from './keys/key-store';
+import { Limiter, MemoryLimiterStore, RedisLimiterStore } from './limits/limiter';
+import { OpenAIProvider } from './providers/openai/openai-provider';
+import { ModelRouter } from './providers/router';
+import { Telemetry } from './telemetry/telemetry';
+import { UsageRecorder } from './usage/usage-recorder';
+
+/** Everything the service runs on, built once per process. */
+export interface Runtime {
+  env: RuntimeEnv;
+  config: ServiceConfig;
+  telemetry: Telemetry;
+  router: ModelRouter;
+  redis: Redis | null;
+  ddb: DynamoDBClient;
+  doc: DynamoDBDocumentClient;
+  keys: KeyStore;
+  auth: Authenticator;
+  limiter: Limiter;
+  cache: ResponseCache | null;
+  usage: UsageRecorder;
+  chat: ChatService;
+  checks: DependencyCheck[];
+  isDraining: () => boolean;
+  setDraining: () => void;
+  /** Extra shutdown steps modules register (pollers, queues). Run in reverse order. */
+  onClose: Array<() => Promise<void>>;
+  close(): Promise<void>;
+}
+
+/** Redis with settings for a hot path: fail fast while disconnected, reconnect forever. */
+export function connectRedis(url: string): Redis {
+  return new Redis(url, {
+    enableOfflineQueue: false,
+    maxRetriesPerRequest: 1,
+    connectTimeout: 2000,
+    commandTimeout: 1000,
+    retryStrategy: (times) => Math.min(times * 200, 2000),
+    // ElastiCache with TLS presents a certificate for its own host name.
+    ...(url.startsWith('rediss://') ? { tls: {} } : {}),
+  });
+}
+
+async function waitReady(redis: Redis, ms: number): Promise<boolean> {
+  if (redis.status === 'ready') return true;
+  return new Promise((resolve) => {
+    const t = setTimeout(() => {
+      redis.off('ready', onReady);
+      resolve(false);
+    }, ms);
+    const onReady = () => {
+      clearTimeout(t);
+      resolve(true);
+    };
+    redis.once('ready', onReady);
+  });
+}
+
+/** The catalogue: the config's models, else the OPENAI_BASE_URL upstream's, else the simulator. */
+async function resolveModels(
+  env: RuntimeEnv,
+  config: ServiceConfig,
+  telemetry: Telemetry,
+): Promise<ModelConfig[]> {
+  if (config.models.length > 0) return config.models;
+  if (env.openaiBaseUrl) {
+    const provider = new OpenAIProvider({ baseUrl: env.openaiBaseUrl, apiKey: env.openaiApiKey });
+    const ids = await provider.listModels(AbortSignal.timeout(15_000));
+    if (ids.length === 0)
+      throw new Error(`OPENAI_BASE_URL=${env.openaiBaseUrl} lists no models (GET /models).`);
+    telemetry.logger.info('serving the upstream models', { baseUrl: env.openaiBaseUrl, models: ids });
+    return ids.map((id) =>
+      modelSchema.parse({ id, provider: 'openai', baseUrl: env.openaiBaseUrl, ownedBy: 'upstream' }),
+    );
+  }
+  telemetry.logger.warn(
+    'no upstream configured: serving the built-in simulator models (answers are simulated)',
+  );
+  return simulatorModels();
+}
+
+export async function createRuntime(env: RuntimeEnv): Promise<Runtime> {
+  const config = loadServiceConfig({ inline: env.configJson, path: env.configPath });
+  let router: ModelRouter | undefined;
+  const telemetry = new Telemetry({
+    serviceName: env.serviceName,
+    namespace: env.metricsNamespace,
+    logContent: env.logContent,
+    load: () => router?.load() ?? { inFlight: 0, queued: 0 },
+  });
+  const models = await resolveModels(env, config, telemetry);
+  router = new ModelRouter(models, { defaultBaseUrl: env.openaiBaseUrl });
+
+  let redis: Redis | null = null;
+  if (env.redisUrl) {
+    redis = connectRedis(env.redisUrl);
+    redis.on('error', () => {}); // reconnects on its own; the limiter reports outages
+    if (!(await waitReady(redis, 5000)))
+      telemetry.logger.warn('redis not reachable at start; retrying in the background');
+  } else {
+    telemetry.logger.warn(
+      'no REDIS_URL: limits and cache live in this process only (not shared across replicas)',
+    );
+  }
+  const failureMode = env.limiterFailureMode ?? config.limiter.failureMode;
+  const limiter = new Limiter({
+    store: redis ? new RedisLimiterStore(redis) : new MemoryLimiterStore(),
+    failureMode,
+    telemetry,
+  });
+  const cache = config.cache.enabled
+    ? new ResponseCache(redis ? new RedisCacheStore(redis) : new MemoryCacheStore(), config.cache)
+    : null;
+
+  const ddb = new DynamoDBClient({ maxAttempts: 3 });
+  const doc = DynamoDBDocumentClient.from(ddb, { marshallOptions: { removeUndefinedValues: true } });
+  const usage = new UsageRecorder({
+    doc,
+    table: env.tables.usage,
+    telemetry,
+    flushIntervalMs: config.usage.flushIntervalMs,
+    maxBatch: config.usage.maxBatch,
+    retentionDays: config.usage.retentionDays,
+  });
+  const keys = new KeyStore(doc, env.tables.apiKeys);
+  const auth = new Authenticator(keys, config);
+  if (env.devApiKey) {
+    // Local runs: the dev key is a real key record, so limits and usage apply to it too.
+    await keys.ensure(env.devApiKey, { owner: 'dev', tier: config.defaultTier });
+  }
+  const chat = new ChatService({ config, router, limiter, cache, usage, telemetry });
+
+  const checks: DependencyCheck[] = [
+    {
+      name: 'dynamodb',
+      check: (signal) =>
+        ddb.send(new DescribeTableCommand({ TableName: env.tables.apiKeys }), { abortSignal: signal }),
+    },
+  ];
+  const r = redis;
+  if (r) checks.push({ name: 'redis', check: () => r.ping() });
+  const seen = new Set<unknown>();
+  for (const e of router.list()) {
+    if (seen.has(e.provider) || e.provider.kind === 'simulator') continue;
+    seen.add(e.provider);
+    checks.push({ name: `upstream:${e.config.id}`, check: (signal) => e.provider.check(signal) });
+  }
+
+  let draining = false;
+  const onClose: Array<() => Promise<void>> = [];
+  const rt: Runtime = {
+    env,
+    config,
+    telemetry,
+    router,
+    redis,
+    ddb,
+    doc,
+    keys,
+    auth,
+    limiter,
+    cache,
+    usage,
+    chat,
+    checks,
+    isDraining: () => draining,
+    setDraining: () => {
+      draining = true;
+    },
+    onClose,
+    async close() {
+      for (const f of [...onClose].reverse()) await f();
+      await usage.close(Math.max(5000, Math.min(env.drainTimeoutMs, 30_000)));
+      telemetry.close();
+      if (redis) await redis.quit().catch(() => redis.disconnect());
+      ddb.destroy();
+    },
+  };
+  return rt;
+}

@@ -1,0 +1,68 @@
+import type { FastifyInstance } from 'fastify';
+import { buildApp, type RoutePlugin } from './app';
+import { type RuntimeEnv, readEnv } from './config/env';
+import { ConfigError } from './config/service-config';
+import { createRuntime, type Runtime } from './runtime';
+
+export interface RunningServer {
+  app: FastifyInstance;
+  runtime: Runtime;
+  url: string;
+  /** Drain and stop: /health 503, stop accepting, finish open streams (bounded), flush usage. */
+  shutdown(): Promise<void>;
+}
+
+/** Start the service on env.host:env.port. */
+export async function startServer(env: RuntimeEnv, plugins: RoutePlugin[] = []): Promise<RunningServer> {
+  const runtime = await createRuntime(env);
+  const app = buildApp(runtime, plugins);
+  await app.listen({ host: env.host, port: env.port });
+  const addr = app.server.address();
+  const port = typeof addr === 'object' && addr ? addr.port : env.port;
+  const url = `http://${env.host === '0.0.0.0' ? '127.0.0.1' : env.host}:${port}`;
+  let stopping: Promise<void> | null = null;
+  const shutdown = () => {
+    stopping ??= (async () => {
+      runtime.setDraining();
+      runtime.telemetry.logger.info('draining', { timeoutMs: env.drainTimeoutMs });
+      const forced = setTimeout(() => app.server.closeAllConnections(), env.drainTimeoutMs);
+      forced.unref();
+      await app.close();
+      clearTimeout(forced);
+      await runtime.close();
+      runtime.telemetry.logger.info('stopped');
+    })();
+    return stopping;
+  };
+  return { app, runtime, url, shutdown };
+}
+
+/** Process entry: start, and drain on SIGTERM/SIGINT, then exit 0. */
+export async function main(env: RuntimeEnv = readEnv(), plugins: RoutePlugin[] = []): Promise<RunningServer> {
+  const server = await startServer(env, plugins);
+  server.runtime.telemetry.logger.info('listening', {
+    url: server.url,
+    models: server.runtime.router.list().map((e) => e.config.id),
+  });
+  const onSignal = (signal: string) => {
+    server.runtime.telemetry.logger.info('signal received', { signal });
+    server.shutdown().then(
+      () => process.exit(0),
+      (err: unknown) => {
+        server.runtime.telemetry.logger.error('shutdown failed', { error: err as Error });
+        process.exit(1);
+      },
+    );
+  };
+  process.once('SIGTERM', onSignal);
+  process.once('SIGINT', onSignal);
+  return server;
+}
+
+if (require.main === module) {
+  main().catch((err: unknown) => {
+    const msg = err instanceof ConfigError ? err.message : ((err as Error).stack ?? String(err));
+    process.stderr.write(`tollgate failed to start: ${msg}\n`);
+    process.exit(1);
+  });
+}
