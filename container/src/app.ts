@@ -49,7 +49,8 @@ export function buildApp(rt: Runtime, plugins: RoutePlugin[] = []): FastifyInsta
     if (rt.isDraining()) reply.header('connection', 'close');
   });
 
-  app.addHook('preHandler', async (req) => {
+  // Auth runs before the body is read: an unauthenticated client cannot make us parse 1 MiB.
+  app.addHook('onRequest', async (req) => {
     const mode = req.routeOptions.config.auth ?? 'user';
     if (mode === 'none') return;
     const header = req.headers.authorization;

@@ -1,6 +1,6 @@
 import { DescribeTableCommand, DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
-import { Redis } from 'ioredis';
+import { Cluster, Redis } from 'ioredis';
 import { MemoryCacheStore, RedisCacheStore, ResponseCache } from './cache/response-cache';
 import { ChatService } from './chat/chat-service';
 import type { RuntimeEnv } from './config/env';
@@ -42,17 +42,32 @@ export interface Runtime {
   close(): Promise<void>;
 }
 
-/** Redis with settings for a hot path: fail fast while disconnected, reconnect forever. */
-export function connectRedis(url: string): Redis {
-  return new Redis(url, {
+/**
+ * Redis with settings for a hot path: fail fast while disconnected, reconnect forever. A
+ * cluster-mode endpoint (ElastiCache Serverless) gets the Cluster client; every multi-key
+ * script uses hash-tagged keys so it stays in one slot.
+ */
+export function connectRedis(url: string, cluster = false): Redis {
+  const u = new URL(url);
+  const tls = u.protocol === 'rediss:' ? { tls: {} } : {};
+  const options = {
     enableOfflineQueue: false,
     maxRetriesPerRequest: 1,
     connectTimeout: 2000,
     commandTimeout: 1000,
-    retryStrategy: (times) => Math.min(times * 200, 2000),
-    // ElastiCache with TLS presents a certificate for its own host name.
-    ...(url.startsWith('rediss://') ? { tls: {} } : {}),
-  });
+    retryStrategy: (times: number) => Math.min(times * 200, 2000),
+    ...tls,
+  };
+  if (!cluster) return new Redis(url, options);
+  const password = u.password ? decodeURIComponent(u.password) : undefined;
+  // Cluster and Redis share the command surface we use (get/set/evalsha/defineCommand).
+  return new Cluster([{ host: u.hostname, port: Number(u.port || 6379) }], {
+    enableOfflineQueue: false,
+    // ElastiCache answers with node IPs its TLS certificate does not name; keep the host name.
+    dnsLookup: (address, callback) => callback(null, address),
+    redisOptions: { ...options, ...(password ? { password } : {}) },
+    clusterRetryStrategy: (times: number) => Math.min(times * 200, 2000),
+  }) as unknown as Redis;
 }
 
 async function waitReady(redis: Redis, ms: number): Promise<boolean> {
@@ -107,7 +122,7 @@ export async function createRuntime(env: RuntimeEnv): Promise<Runtime> {
 
   let redis: Redis | null = null;
   if (env.redisUrl) {
-    redis = connectRedis(env.redisUrl);
+    redis = connectRedis(env.redisUrl, env.redisCluster);
     redis.on('error', () => {}); // reconnects on its own; the limiter reports outages
     if (!(await waitReady(redis, 5000)))
       telemetry.logger.warn('redis not reachable at start; retrying in the background');

@@ -1,6 +1,7 @@
 import type { FastifyInstance } from 'fastify';
 import { buildApp, type RoutePlugin } from './app';
 import { type RuntimeEnv, readEnv } from './config/env';
+import { loadSecretEnv } from './config/secrets';
 import { ConfigError } from './config/service-config';
 import { createRuntime, type Runtime } from './runtime';
 
@@ -60,9 +61,11 @@ export async function main(env: RuntimeEnv = readEnv(), plugins: RoutePlugin[] =
 }
 
 if (require.main === module) {
-  main().catch((err: unknown) => {
-    const msg = err instanceof ConfigError ? err.message : ((err as Error).stack ?? String(err));
-    process.stderr.write(`tollgate failed to start: ${msg}\n`);
-    process.exit(1);
-  });
+  loadSecretEnv()
+    .then(() => main())
+    .catch((err: unknown) => {
+      const msg = err instanceof ConfigError ? err.message : ((err as Error).stack ?? String(err));
+      process.stderr.write(`tollgate failed to start: ${msg}\n`);
+      process.exit(1);
+    });
 }

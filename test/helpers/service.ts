@@ -77,7 +77,8 @@ export interface StartOptions {
 export async function startTestService(opts: StartOptions = {}): Promise<TestService> {
   const ownStack = !opts.stack;
   const stack = opts.stack ?? (await startLocalStack({ prefix: uniquePrefix(opts.name ?? 'svc'), env: {} }));
-  Object.assign(process.env, stack.env);
+  // The AWS SDK reads endpoints from process.env (no endpoint code of ours).
+  Object.assign(process.env, stack.env, opts.env ?? {});
   const env = readEnv({
     ...process.env,
     ...stack.env,
@@ -130,13 +131,17 @@ export async function startTestService(opts: StartOptions = {}): Promise<TestSer
 }
 
 /** Poll until `fn` returns a truthy value (or throw after `timeoutMs`). */
-export async function eventually<T>(fn: () => Promise<T> | T, timeoutMs = 5000, intervalMs = 25): Promise<T> {
+export async function eventually<T>(
+  fn: () => Promise<T> | T,
+  timeoutMs = 5000,
+  intervalMs = 25,
+): Promise<NonNullable<T>> {
   const end = Date.now() + timeoutMs;
   let last: unknown;
   for (;;) {
     try {
       const v = await fn();
-      if (v) return v;
+      if (v) return v as NonNullable<T>;
     } catch (err) {
       last = err;
     }

@@ -30,6 +30,8 @@ export const ENV = {
   redisPort: 'REDIS_PORT',
   redisTls: 'REDIS_TLS',
   redisAuthToken: 'REDIS_AUTH_TOKEN',
+  /** 'true' for cluster-mode endpoints (ElastiCache Serverless): ioredis Cluster client. */
+  redisCluster: 'REDIS_CLUSTER',
   tableApiKeys: 'TOLLGATE_TABLE_API_KEYS',
   tableUsage: 'TOLLGATE_TABLE_USAGE',
   tableJobs: 'TOLLGATE_TABLE_JOBS',
@@ -39,6 +41,12 @@ export const ENV = {
   queueMaxDepth: 'TOLLGATE_QUEUE_MAX_DEPTH',
   workerConcurrency: 'TOLLGATE_WORKER_CONCURRENCY',
 } as const;
+
+/**
+ * Lambda cannot inject secrets as variables: `<VAR>_SECRET_ARN` names a Secrets Manager secret
+ * whose value the runtime loads into `<VAR>` at cold start (e.g. OPENAI_API_KEY_SECRET_ARN).
+ */
+export const SECRET_ARN_SUFFIX = '_SECRET_ARN';
 
 /** DynamoDB key schemas. Every key attribute is a string. */
 export const TABLES = {

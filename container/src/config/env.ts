@@ -39,6 +39,7 @@ const envSchema = z.object({
   [ENV.redisPort]: z.coerce.number().int().positive().default(6379),
   [ENV.redisTls]: bool.default(false),
   [ENV.redisAuthToken]: optionalString,
+  [ENV.redisCluster]: bool.default(false),
   [ENV.tableApiKeys]: z.string().default(TABLES.apiKeys.defaultName),
   [ENV.tableUsage]: z.string().default(TABLES.usage.defaultName),
   [ENV.tableJobs]: z.string().default(TABLES.jobs.defaultName),
@@ -68,6 +69,8 @@ export interface RuntimeEnv {
   limiterFailureMode: 'open' | 'closed' | undefined;
   /** Redis connection URL, built from host/port/TLS/auth when REDIS_URL is unset. */
   redisUrl: string | undefined;
+  /** Cluster-mode endpoint (ElastiCache Serverless). */
+  redisCluster: boolean;
   tables: { apiKeys: string; usage: string; jobs: string; conversations: string };
   jobsQueueUrl: string | undefined;
   jobsDlqUrl: string | undefined;
@@ -104,6 +107,7 @@ export function readEnv(source: NodeJS.ProcessEnv = process.env): RuntimeEnv {
     pingIntervalMs: e[ENV.pingIntervalMs],
     limiterFailureMode: e[ENV.limiterFailureMode],
     redisUrl,
+    redisCluster: e[ENV.redisCluster],
     tables: {
       apiKeys: e[ENV.tableApiKeys],
       usage: e[ENV.tableUsage],

@@ -27,9 +27,7 @@ export interface AdmitOutcome {
   denied: '' | 'rpm' | 'tpm' | 'daily' | 'monthly';
   waitMs: number;
   rpmRemaining: number;
-  rpmResetMs: number;
   tpmRemaining: number;
-  tpmResetMs: number;
 }
 
 export interface AdmitArgs {
@@ -48,40 +46,51 @@ export interface AdmitArgs {
 /** Where the counters live: Redis (shared, exact across replicas) or this process. */
 export interface LimiterStore {
   admit(a: AdmitArgs): Promise<AdmitOutcome>;
-  reconcile(
-    keyId: string,
-    now: number,
-    tpm: number,
-    tokenDelta: number,
-    costDeltaMicro: number,
-    at: number,
-  ): Promise<void>;
+  reconcile(keyId: string, at: number, tokenDelta: number, costDeltaMicro: number): Promise<void>;
 }
 
-function keysFor(keyId: string, at: number): [string, string, string, string] {
-  const d = new Date(at);
-  const day = d.toISOString().slice(0, 10);
-  const month = day.slice(0, 7);
-  // Hash tag keeps one key's counters in one slot (cluster mode / ElastiCache Serverless).
+const WINDOW_MS = 60_000;
+
+/** Counter keys of one API key at a moment: rpm/tpm previous and current minute, day, month. */
+function keysFor(keyId: string, at: number) {
+  const w = Math.floor(at / WINDOW_MS);
+  const day = new Date(at).toISOString().slice(0, 10);
+  // The hash tag keeps one key's counters in one slot (cluster mode, ElastiCache Serverless).
   const tag = `{tg:${keyId}}`;
-  return [`${tag}:rpm`, `${tag}:tpm`, `${tag}:day:${day}`, `${tag}:month:${month}`];
+  return {
+    rpmPrev: `${tag}:rpm:${w - 1}`,
+    rpmCur: `${tag}:rpm:${w}`,
+    tpmPrev: `${tag}:tpm:${w - 1}`,
+    tpmCur: `${tag}:tpm:${w}`,
+    day: `${tag}:day:${day}`,
+    month: `${tag}:month:${day.slice(0, 7)}`,
+  };
+}
+
+interface ScriptCommands {
+  tgAdmit(...args: (string | number)[]): Promise<[string, number, number, number]>;
+  tgReconcile(...args: (string | number)[]): Promise<unknown>;
 }
 
 /** Counters in Redis, one Lua round trip per admission. */
 export class RedisLimiterStore implements LimiterStore {
-  constructor(private readonly redis: Redis) {
-    redis.defineCommand('tgAdmit', { numberOfKeys: 4, lua: ADMISSION_LUA });
+  private readonly redis: Redis & ScriptCommands;
+  constructor(redis: Redis) {
+    redis.defineCommand('tgAdmit', { numberOfKeys: 6, lua: ADMISSION_LUA });
     redis.defineCommand('tgReconcile', { numberOfKeys: 3, lua: RECONCILE_LUA });
+    this.redis = redis as Redis & ScriptCommands;
   }
 
   async admit(a: AdmitArgs): Promise<AdmitOutcome> {
-    const [k1, k2, k3, k4] = keysFor(a.keyId, a.now);
-    const r = (await (this.redis as unknown as ScriptCommands).tgAdmit(
-      k1,
-      k2,
-      k3,
-      k4,
-      a.now,
+    const k = keysFor(a.keyId, a.now);
+    const r = await this.redis.tgAdmit(
+      k.rpmPrev,
+      k.rpmCur,
+      k.tpmPrev,
+      k.tpmCur,
+      k.day,
+      k.month,
+      a.now % WINDOW_MS,
       a.rpm,
       a.tpm,
       a.daily,
@@ -90,41 +99,14 @@ export class RedisLimiterStore implements LimiterStore {
       a.costMicro,
       a.msToDayEnd,
       a.msToMonthEnd,
-    )) as [string, number, number, number, number, number];
-    return {
-      denied: r[0] as AdmitOutcome['denied'],
-      waitMs: r[1],
-      rpmRemaining: r[2],
-      rpmResetMs: r[3],
-      tpmRemaining: r[4],
-      tpmResetMs: r[5],
-    };
-  }
-
-  async reconcile(
-    keyId: string,
-    now: number,
-    tpm: number,
-    tokenDelta: number,
-    costDeltaMicro: number,
-    at: number,
-  ): Promise<void> {
-    const [, k2, k3, k4] = keysFor(keyId, at);
-    await (this.redis as unknown as ScriptCommands).tgReconcile(
-      k2,
-      k3,
-      k4,
-      now,
-      tpm,
-      tokenDelta,
-      costDeltaMicro,
     );
+    return { denied: r[0] as AdmitOutcome['denied'], waitMs: r[1], rpmRemaining: r[2], tpmRemaining: r[3] };
   }
-}
 
-interface ScriptCommands {
-  tgAdmit(...args: (string | number)[]): Promise<unknown>;
-  tgReconcile(...args: (string | number)[]): Promise<unknown>;
+  async reconcile(keyId: string, at: number, tokenDelta: number, costDeltaMicro: number): Promise<void> {
+    const k = keysFor(keyId, at);
+    await this.redis.tgReconcile(k.tpmCur, k.day, k.month, tokenDelta, costDeltaMicro);
+  }
 }
 
 /**
@@ -134,52 +116,46 @@ interface ScriptCommands {
 export class MemoryLimiterStore implements LimiterStore {
   private readonly values = new Map<string, { v: number; exp: number }>();
 
-  private get(k: string, now: number): number | undefined {
+  private get(k: string, now: number): number {
     const e = this.values.get(k);
-    if (!e) return undefined;
+    if (!e) return 0;
     if (e.exp <= now) {
       this.values.delete(k);
-      return undefined;
+      return 0;
     }
     return e.v;
   }
 
-  private set(k: string, v: number, ttlMs: number, now: number): void {
-    this.values.set(k, { v, exp: now + ttlMs });
+  private add(k: string, by: number, ttlMs: number, now: number): void {
+    this.values.set(k, { v: this.get(k, now) + by, exp: now + ttlMs });
     if (this.values.size > 100_000) {
       for (const [key, e] of this.values) if (e.exp <= now) this.values.delete(key);
     }
   }
 
   async admit(a: AdmitArgs): Promise<AdmitOutcome> {
-    const [k1, k2, k3, k4] = keysFor(a.keyId, a.now);
-    const period = 60_000;
-    const gcra = (key: string, limit: number, n: number) => {
-      if (limit <= 0) return { ok: true, wait: 0, rem: -1, reset: 0, tat: 0 };
-      const t = period / limit;
-      const tat = Math.max(this.get(key, a.now) ?? a.now, a.now);
-      const newTat = tat + n * t;
-      const allowAt = newTat - period;
-      if (a.now < allowAt)
-        return {
-          ok: false,
-          wait: allowAt - a.now,
-          rem: Math.floor((period - (tat - a.now)) / t),
-          reset: tat - a.now,
-          tat: 0,
-        };
-      return {
-        ok: true,
-        wait: 0,
-        rem: Math.floor((period - (newTat - a.now)) / t),
-        reset: newTat - a.now,
-        tat: newTat,
-      };
+    const k = keysFor(a.keyId, a.now);
+    const elapsed = a.now % WINDOW_MS;
+    const frac = elapsed / WINDOW_MS;
+    const check = (prevKey: string, curKey: string, limit: number, n: number) => {
+      if (limit <= 0) return { ok: true, wait: 0, rem: -1 };
+      const prev = this.get(prevKey, a.now);
+      const cur = this.get(curKey, a.now);
+      const used = prev * (1 - frac) + cur;
+      if (used + n <= limit) return { ok: true, wait: 0, rem: Math.floor(limit - used - n) };
+      let wait: number;
+      if (cur + n > limit) {
+        const f = cur > 0 ? Math.max(0, 1 - (limit - n) / cur) : 1;
+        wait = WINDOW_MS - elapsed + f * WINDOW_MS;
+      } else {
+        wait = (1 - (limit - cur - n) / prev - frac) * WINDOW_MS;
+      }
+      return { ok: false, wait, rem: Math.max(0, Math.floor(limit - used)) };
     };
-    const r = gcra(k1, a.rpm, 1);
-    const t = gcra(k2, a.tpm, a.tokens);
-    const usedDay = this.get(k3, a.now) ?? 0;
-    const usedMonth = this.get(k4, a.now) ?? 0;
+    const r = check(k.rpmPrev, k.rpmCur, a.rpm, 1);
+    const t = check(k.tpmPrev, k.tpmCur, a.tpm, a.tokens);
+    const usedDay = this.get(k.day, a.now);
+    const usedMonth = this.get(k.month, a.now);
     let denied: AdmitOutcome['denied'] = '';
     let wait = 0;
     if (!r.ok) [denied, wait] = ['rpm', r.wait];
@@ -188,44 +164,24 @@ export class MemoryLimiterStore implements LimiterStore {
     else if (a.monthlyMicro > 0 && usedMonth + a.costMicro > a.monthlyMicro)
       [denied, wait] = ['monthly', a.msToMonthEnd];
     if (denied === '') {
-      if (a.rpm > 0) this.set(k1, r.tat, r.tat - a.now + 1000, a.now);
-      if (a.tpm > 0 && a.tokens > 0) this.set(k2, t.tat, t.tat - a.now + 1000, a.now);
-      if (a.tokens > 0) this.set(k3, usedDay + a.tokens, a.msToDayEnd + 3_600_000, a.now);
-      if (a.costMicro > 0) this.set(k4, usedMonth + a.costMicro, a.msToMonthEnd + 86_400_000, a.now);
+      const ttl = 2 * WINDOW_MS - elapsed + 1000;
+      if (a.rpm > 0) this.add(k.rpmCur, 1, ttl, a.now);
+      if (a.tpm > 0 && a.tokens > 0) this.add(k.tpmCur, a.tokens, ttl, a.now);
+      if (a.tokens > 0) this.add(k.day, a.tokens, a.msToDayEnd + 3_600_000, a.now);
+      if (a.costMicro > 0) this.add(k.month, a.costMicro, a.msToMonthEnd + 86_400_000, a.now);
     }
-    return {
-      denied,
-      waitMs: Math.ceil(wait),
-      rpmRemaining: r.rem,
-      rpmResetMs: Math.ceil(r.reset),
-      tpmRemaining: t.rem,
-      tpmResetMs: Math.ceil(t.reset),
-    };
+    return { denied, waitMs: Math.ceil(wait), rpmRemaining: r.rem, tpmRemaining: t.rem };
   }
 
-  async reconcile(
-    keyId: string,
-    now: number,
-    tpm: number,
-    tokenDelta: number,
-    costDeltaMicro: number,
-    at: number,
-  ): Promise<void> {
-    const [, k2, k3, k4] = keysFor(keyId, at);
-    if (tpm > 0 && tokenDelta !== 0) {
-      const tat = this.get(k2, now);
-      if (tat !== undefined) {
-        const newTat = tat + tokenDelta * (60_000 / tpm);
-        if (newTat > now) this.set(k2, newTat, newTat - now + 1000, now);
-        else this.values.delete(k2);
-      }
-    }
-    const bump = (k: string, d: number) => {
-      const e = this.values.get(k);
+  async reconcile(keyId: string, at: number, tokenDelta: number, costDeltaMicro: number): Promise<void> {
+    const k = keysFor(keyId, at);
+    const bump = (key: string, d: number) => {
+      const e = this.values.get(key);
       if (e && d !== 0) e.v += d;
     };
-    bump(k3, tokenDelta);
-    bump(k4, costDeltaMicro);
+    bump(k.tpmCur, tokenDelta);
+    bump(k.day, tokenDelta);
+    bump(k.month, costDeltaMicro);
   }
 }
 
@@ -291,15 +247,17 @@ export class Limiter {
       return this.degraded(err);
     }
     const headers: RateLimitHeaders = {};
+    // The sliding window is fully clear one window after the current one ends.
+    const resetMs = out.denied ? out.waitMs : WINDOW_MS - (now % WINDOW_MS);
     if (rpm > 0) {
       headers['x-ratelimit-limit-requests'] = String(rpm);
       headers['x-ratelimit-remaining-requests'] = String(Math.max(0, out.rpmRemaining));
-      headers['x-ratelimit-reset-requests'] = formatDuration(out.rpmResetMs);
+      headers['x-ratelimit-reset-requests'] = formatDuration(resetMs);
     }
     if (tpm > 0) {
       headers['x-ratelimit-limit-tokens'] = String(tpm);
       headers['x-ratelimit-remaining-tokens'] = String(Math.max(0, out.tpmRemaining));
-      headers['x-ratelimit-reset-tokens'] = formatDuration(out.tpmResetMs);
+      headers['x-ratelimit-reset-tokens'] = formatDuration(resetMs);
     }
     if (out.denied) {
       const retryAfter = Math.max(1, Math.ceil(out.waitMs / 1000));
@@ -350,7 +308,7 @@ export class Limiter {
     const costDelta = Math.ceil(actualCostUsd * 1e6) - r.costMicroUsd;
     if (tokenDelta === 0 && costDelta === 0) return;
     try {
-      await this.opts.store.reconcile(r.keyId, Date.now(), r.tpm, tokenDelta, costDelta, r.at);
+      await this.opts.store.reconcile(r.keyId, r.at, tokenDelta, costDelta);
     } catch (err) {
       this.warn(err);
     }

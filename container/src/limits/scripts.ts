@@ -1,41 +1,52 @@
 /** Redis Lua scripts for admission and reconciliation (kept in TS so the build ships them). */
 
 /**
- * Admission: RPM + TPM (GCRA), tokens per UTC day, USD per month; all checked, then all
- * reserved, or nothing. One round trip.
+ * Admission for one API key: requests and tokens per minute (sliding window over two fixed
+ * one-minute windows: exact for bursts, O(1) memory), tokens per UTC day, USD per month.
+ * Checks all four, then reserves all four, or nothing. One round trip.
+ *
+ * KEYS: 1 rpm previous window, 2 rpm current window, 3 tpm previous, 4 tpm current,
+ *       5 day counter, 6 month counter (micro-USD)
+ * ARGV: 1 ms elapsed in the current minute, 2 rpm, 3 tpm, 4 daily limit, 5 monthly limit (micro-USD),
+ *       6 tokens, 7 cost (micro-USD), 8 ms until day end, 9 ms until month end   (0 = unlimited)
+ * Returns: denied ('' | rpm | tpm | daily | monthly), wait ms, rpm remaining, tpm remaining
  */
-export const ADMISSION_LUA = `-- Admission for one API key: RPM + TPM (GCRA), tokens per UTC day, USD per month.
--- Checks all four, then reserves all four, or nothing. One round trip.
--- KEYS: 1 rpm tat, 2 tpm tat, 3 day counter, 4 month counter (micro-USD)
--- ARGV: 1 now ms, 2 rpm, 3 tpm, 4 daily limit, 5 monthly limit micro-USD, 6 tokens, 7 cost micro-USD,
---       8 ms until day end, 9 ms until month end   (a limit of 0 means unlimited)
-local now = tonumber(ARGV[1])
+export const ADMISSION_LUA = `
+local elapsed = tonumber(ARGV[1])
 local rpm = tonumber(ARGV[2])
 local tpm = tonumber(ARGV[3])
 local daily = tonumber(ARGV[4])
 local monthly = tonumber(ARGV[5])
 local tokens = tonumber(ARGV[6])
 local cost = tonumber(ARGV[7])
-local period = 60000
+local window = 60000
+local frac = elapsed / window
 
-local function gcra(key, limit, n)
-  if limit <= 0 then return 1, 0, -1, 0, 0 end
-  local t = period / limit
-  local tat = tonumber(redis.call('GET', key) or now)
-  if tat < now then tat = now end
-  local new_tat = tat + n * t
-  local allow_at = new_tat - period
-  if now < allow_at then
-    local remaining = math.floor((period - (tat - now)) / t)
-    return 0, allow_at - now, remaining, tat - now, 0
+local function check(prev_key, cur_key, limit, n)
+  if limit <= 0 then return 1, 0, -1 end
+  local prev = tonumber(redis.call('GET', prev_key) or '0')
+  local cur = tonumber(redis.call('GET', cur_key) or '0')
+  local used = prev * (1 - frac) + cur
+  if used + n <= limit then
+    return 1, 0, math.floor(limit - used - n)
   end
-  return 1, 0, math.floor((period - (new_tat - now)) / t), new_tat - now, new_tat
+  local wait
+  if cur + n > limit then
+    -- Not even a fresh window fits it alongside this one's count: wait into the next window.
+    local f = 1
+    if cur > 0 then f = 1 - (limit - n) / cur end
+    if f < 0 then f = 0 end
+    wait = (window - elapsed) + f * window
+  else
+    wait = ((1 - (limit - cur - n) / prev) - frac) * window
+  end
+  return 0, wait, math.max(0, math.floor(limit - used))
 end
 
-local r_ok, r_wait, r_rem, r_reset, r_tat = gcra(KEYS[1], rpm, 1)
-local t_ok, t_wait, t_rem, t_reset, t_tat = gcra(KEYS[2], tpm, tokens)
-local used_day = tonumber(redis.call('GET', KEYS[3]) or '0')
-local used_month = tonumber(redis.call('GET', KEYS[4]) or '0')
+local r_ok, r_wait, r_rem = check(KEYS[1], KEYS[2], rpm, 1)
+local t_ok, t_wait, t_rem = check(KEYS[3], KEYS[4], tpm, tokens)
+local used_day = tonumber(redis.call('GET', KEYS[5]) or '0')
+local used_month = tonumber(redis.call('GET', KEYS[6]) or '0')
 
 local denied = ''
 local wait = 0
@@ -46,38 +57,36 @@ elseif monthly > 0 and used_month + cost > monthly then denied = 'monthly'; wait
 end
 
 if denied == '' then
-  if rpm > 0 then redis.call('SET', KEYS[1], r_tat, 'PX', math.ceil(r_tat - now) + 1000) end
-  if tpm > 0 and tokens > 0 then redis.call('SET', KEYS[2], t_tat, 'PX', math.ceil(t_tat - now) + 1000) end
+  local ttl = 2 * window - elapsed + 1000
+  if rpm > 0 then
+    redis.call('INCR', KEYS[2])
+    redis.call('PEXPIRE', KEYS[2], ttl)
+  end
+  if tpm > 0 and tokens > 0 then
+    redis.call('INCRBY', KEYS[4], tokens)
+    redis.call('PEXPIRE', KEYS[4], ttl)
+  end
   if tokens > 0 then
-    used_day = redis.call('INCRBY', KEYS[3], tokens)
-    redis.call('PEXPIRE', KEYS[3], tonumber(ARGV[8]) + 3600000)
+    redis.call('INCRBY', KEYS[5], tokens)
+    redis.call('PEXPIRE', KEYS[5], tonumber(ARGV[8]) + 3600000)
   end
   if cost > 0 then
-    used_month = redis.call('INCRBY', KEYS[4], cost)
-    redis.call('PEXPIRE', KEYS[4], tonumber(ARGV[9]) + 86400000)
+    redis.call('INCRBY', KEYS[6], cost)
+    redis.call('PEXPIRE', KEYS[6], tonumber(ARGV[9]) + 86400000)
   end
 end
-return { denied, math.ceil(wait), r_rem, math.ceil(r_reset), t_rem, math.ceil(t_reset), used_day, used_month }
+return { denied, math.ceil(wait), r_rem, t_rem }
 `;
 
-/** Reconciliation: charge or give back the difference between reserved and real usage. */
-export const RECONCILE_LUA = `-- Give back (or charge) the difference between reserved and real usage.
--- KEYS: 1 tpm tat, 2 day counter, 3 month counter. ARGV: 1 now ms, 2 tpm, 3 token delta, 4 micro-USD delta
-local now = tonumber(ARGV[1])
-local tpm = tonumber(ARGV[2])
-local dt = tonumber(ARGV[3])
-local dc = tonumber(ARGV[4])
-if tpm > 0 and dt ~= 0 then
-  local tat = tonumber(redis.call('GET', KEYS[1]) or '0')
-  if tat > 0 then
-    local new_tat = tat + dt * (60000 / tpm)
-    if new_tat > now then
-      redis.call('SET', KEYS[1], new_tat, 'PX', math.ceil(new_tat - now) + 1000)
-    else
-      redis.call('DEL', KEYS[1])
-    end
-  end
-end
+/**
+ * Reconciliation: charge or give back the difference between reserved and real usage, in the
+ * windows the reservation was made in. Counters that already expired are left alone.
+ * KEYS: 1 tpm window of the reservation, 2 day counter, 3 month counter. ARGV: 1 token delta, 2 micro-USD delta
+ */
+export const RECONCILE_LUA = `
+local dt = tonumber(ARGV[1])
+local dc = tonumber(ARGV[2])
+if dt ~= 0 and redis.call('EXISTS', KEYS[1]) == 1 then redis.call('INCRBY', KEYS[1], dt) end
 if dt ~= 0 and redis.call('EXISTS', KEYS[2]) == 1 then redis.call('INCRBY', KEYS[2], dt) end
 if dc ~= 0 and redis.call('EXISTS', KEYS[3]) == 1 then redis.call('INCRBY', KEYS[3], dc) end
 return 1

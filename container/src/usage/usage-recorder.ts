@@ -1,3 +1,5 @@
+import { randomBytes } from 'node:crypto';
+import { ConditionalCheckFailedException } from '@aws-sdk/client-dynamodb';
 import {
   BatchWriteCommand,
   type DynamoDBDocumentClient,
@@ -64,6 +66,8 @@ interface DailyAggregate {
 }
 
 interface PendingBatch {
+  /** Increases per batch in this process: makes aggregate ADDs idempotent on retry. */
+  seq: number;
   records: UsageRecord[];
   rowsWritten: boolean;
   aggregates: Map<string, DailyAggregate>;
@@ -101,6 +105,9 @@ export class UsageRecorder {
   private readonly timer: NodeJS.Timeout;
   private failures = 0;
   private current: PendingBatch | null = null;
+  private seq = 0;
+  /** This writer's id on aggregate rows (`b_<id>` = last batch applied), unique per process. */
+  private readonly writerId = randomBytes(6).toString('hex');
   private readonly maxBatch: number;
   private readonly retentionDays: number;
 
@@ -136,6 +143,7 @@ export class UsageRecorder {
       if (!this.current) {
         const records = this.buffer.slice(0, this.maxBatch * 4);
         this.current = {
+          seq: ++this.seq,
           records,
           rowsWritten: false,
           aggregates: aggregate(records),
@@ -192,24 +200,32 @@ export class UsageRecorder {
     await Promise.all(
       [...batch.aggregates].map(async ([k, a]) => {
         if (batch.aggregatesDone.has(k)) return;
-        await doc.send(
-          new UpdateCommand({
-            TableName: table,
-            Key: { pk: usagePk(a.owner), sk: `DAY#${a.day}#${a.model}` },
-            UpdateExpression:
-              'ADD requests :r, promptTokens :p, completionTokens :c, costUsd :u, cachedRequests :h SET #d = :d, model = :m',
-            ExpressionAttributeNames: { '#d': 'day' },
-            ExpressionAttributeValues: {
-              ':r': a.requests,
-              ':p': a.prompt,
-              ':c': a.completion,
-              ':u': Math.round(a.cost * 1e9) / 1e9,
-              ':h': a.cached,
-              ':d': a.day,
-              ':m': a.model,
-            },
-          }),
-        );
+        // An ADD whose answer was lost may have landed: the per-writer batch number makes the
+        // retry a no-op instead of a double count.
+        try {
+          await doc.send(
+            new UpdateCommand({
+              TableName: table,
+              Key: { pk: usagePk(a.owner), sk: `DAY#${a.day}#${a.model}` },
+              UpdateExpression:
+                'ADD requests :r, promptTokens :p, completionTokens :c, costUsd :u, cachedRequests :h SET #d = :d, model = :m, #b = :seq',
+              ConditionExpression: 'attribute_not_exists(#b) OR #b < :seq',
+              ExpressionAttributeNames: { '#d': 'day', '#b': `b_${this.writerId}` },
+              ExpressionAttributeValues: {
+                ':seq': batch.seq,
+                ':r': a.requests,
+                ':p': a.prompt,
+                ':c': a.completion,
+                ':u': Math.round(a.cost * 1e9) / 1e9,
+                ':h': a.cached,
+                ':d': a.day,
+                ':m': a.model,
+              },
+            }),
+          );
+        } catch (err) {
+          if (!(err instanceof ConditionalCheckFailedException)) throw err;
+        }
         batch.aggregatesDone.add(k);
       }),
     );

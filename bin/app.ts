@@ -1,0 +1,81 @@
+#!/usr/bin/env node
+/**
+ * The CDK app: load the deployment config, validate it once, build the stack.
+ *
+ * Config layers (later wins): profile defaults (lib/defaults.ts) < the `tollgate` object in
+ * cdk.json context (or `-c tollgate='{"environment":"prod"}'`) < the file named by
+ * `-c configFile=path/to/config.json|yaml` (relative to the repository root).
+ *
+ * `-c asyncOnly=true` builds only the async path (tables, queues, Lambdas) as
+ * `Tollgate-<env>-async`, for LocalStack's community edition.
+ */
+import * as path from 'node:path';
+import { App, Validations } from 'aws-cdk-lib';
+import { AwsSolutionsChecks } from 'cdk-nag';
+import {
+  ConfigError,
+  loadServiceConfigFile,
+  mergeConfigLayers,
+  parseConfig,
+  readConfigFile,
+  resolveStackEnvironment,
+} from '../lib/config';
+import { TollgateAsyncStack } from '../lib/tollgate-async-stack';
+import { stackName, TollgateStack } from '../lib/tollgate-stack';
+
+const sourceRoot = path.resolve(__dirname, '..');
+const app = new App();
+
+try {
+  const fromContext = contextObject(app.node.tryGetContext('tollgate'));
+  const configFile: unknown = app.node.tryGetContext('configFile');
+  const fromFile =
+    typeof configFile === 'string' && configFile !== ''
+      ? readConfigFile(path.resolve(sourceRoot, configFile))
+      : undefined;
+  const config = parseConfig(mergeConfigLayers(fromContext, fromFile));
+  const env = resolveStackEnvironment(config, process.env);
+  const serviceConfig =
+    config.serviceConfigFile !== undefined
+      ? loadServiceConfigFile(path.resolve(sourceRoot, config.serviceConfigFile))
+      : undefined;
+
+  const common = { env, config, sourceRoot, ...(serviceConfig !== undefined && { serviceConfig }) };
+  if (isTrue(app.node.tryGetContext('asyncOnly'))) {
+    // Only tables, queues and Lambdas: for LocalStack's community edition (cdklocal).
+    new TollgateAsyncStack(app, `${stackName(config.environment)}-async`, {
+      ...common,
+      description: `Tollgate async path only (${config.environment})`,
+    });
+  } else {
+    new TollgateStack(app, stackName(config.environment), {
+      ...common,
+      description: `Tollgate OpenAI-compatible LLM API (${config.environment}, ${config.profile} profile)`,
+      terminationProtection: config.production,
+    });
+  }
+  // cdk-nag: synthesis fails on any AwsSolutions finding that is not acknowledged with a reason.
+  Validations.of(app).addPlugins(new AwsSolutionsChecks(app));
+} catch (err) {
+  if (err instanceof ConfigError) {
+    console.error(err.message);
+    process.exit(1);
+  }
+  throw err;
+}
+
+function isTrue(value: unknown): boolean {
+  return value === true || value === 'true';
+}
+
+/** Context values given on the command line arrive as strings. */
+function contextObject(value: unknown): unknown {
+  if (typeof value !== 'string') return value;
+  try {
+    return JSON.parse(value);
+  } catch {
+    throw new ConfigError([
+      { path: 'tollgate', message: 'context value -c tollgate=... must be a JSON object' },
+    ]);
+  }
+}

@@ -1,0 +1,292 @@
+import * as path from 'node:path';
+import { Duration, RemovalPolicy, Validations } from 'aws-cdk-lib';
+import * as lambda from 'aws-cdk-lib/aws-lambda';
+import { SqsEventSource } from 'aws-cdk-lib/aws-lambda-event-sources';
+import * as nodejs from 'aws-cdk-lib/aws-lambda-nodejs';
+import * as logs from 'aws-cdk-lib/aws-logs';
+import type * as secretsmanager from 'aws-cdk-lib/aws-secretsmanager';
+import * as sqs from 'aws-cdk-lib/aws-sqs';
+import { Construct } from 'constructs';
+import {
+  DEFAULT_METRICS_NAMESPACE,
+  ENV,
+  SECRET_ARN_SUFFIX,
+  SERVICE_NAMES,
+} from '../../container/src/config/contract';
+import { FIXED } from '../defaults';
+import type { Data } from './data';
+
+/** Where the worker and DLQ handler entries live, relative to the source root. */
+export const LAMBDA_ENTRIES = { worker: 'lambda/worker.ts', dlqHandler: 'lambda/dlq.ts' } as const;
+
+/**
+ * Name of the variable carrying the ARN of the secret for `variable` (Lambda has no native
+ * secret injection; the handler reads the secret at cold start).
+ */
+export function secretArnVariable(variable: string): string {
+  return `${variable}${SECRET_ARN_SUFFIX}`;
+}
+
+/** Where the service config file lands inside the Lambda bundle. */
+const BUNDLED_CONFIG_BASENAME = 'tollgate.config';
+
+/** Props for {@link AsyncWorker}. */
+export interface AsyncWorkerProps {
+  /** Absolute path of the repository root (holds package-lock.json, tsconfig.json, lambda/). */
+  readonly sourceRoot: string;
+  /** The tables (worker: jobs + usage read/write, api keys read; DLQ handler: jobs update). */
+  readonly data: Data;
+  /** The upstream provider key, read by the worker at cold start. */
+  readonly upstreamApiKey: secretsmanager.ISecret;
+  /**
+   * Extra upstream keys by environment variable name.
+   * @default {}
+   */
+  readonly extraApiKeys?: Readonly<Record<string, secretsmanager.ISecret>>;
+  /**
+   * Upstream base URL (OPENAI_BASE_URL).
+   * @default - the runtime's default
+   */
+  readonly openaiBaseUrl?: string;
+  /**
+   * The service config file (catalogue, tiers), copied into the bundle.
+   * @default - none (the runtime's built-in catalogue)
+   */
+  readonly serviceConfigFile?: string;
+  /**
+   * CloudWatch namespace of the EMF metrics.
+   * @default DEFAULT_METRICS_NAMESPACE
+   */
+  readonly metricsNamespace?: string;
+  /**
+   * Log level of both functions.
+   * @default 'INFO'
+   */
+  readonly logLevel?: 'DEBUG' | 'INFO' | 'WARN' | 'ERROR';
+  /**
+   * Worker timeout; the queue's visibility timeout is six times this.
+   * @default Duration.minutes(5)
+   */
+  readonly timeout?: Duration;
+  /**
+   * Worker memory.
+   * @default 512
+   */
+  readonly memorySize?: number;
+  /**
+   * Messages per worker invocation (the timeout must cover a whole batch).
+   * @default 5
+   */
+  readonly batchSize?: number;
+  /**
+   * Most concurrent worker invocations the event source starts: the upstream's protection.
+   * @default 5
+   */
+  readonly maxConcurrency?: number;
+  /**
+   * CPU architecture of both functions.
+   * @default lambda.Architecture.ARM_64
+   */
+  readonly architecture?: lambda.Architecture;
+  /**
+   * Retention of the function log groups.
+   * @default logs.RetentionDays.TWO_WEEKS
+   */
+  readonly logRetention?: logs.RetentionDays;
+  /**
+   * What happens to the log groups when the stack is deleted.
+   * @default RemovalPolicy.DESTROY
+   */
+  readonly removalPolicy?: RemovalPolicy;
+}
+
+/**
+ * The async path: the jobs queue (SSE, TLS only) with its DLQ (3 receives), the worker
+ * Lambda on the queue with partial batch responses and a concurrency cap, and the DLQ
+ * handler that marks dead jobs failed.
+ */
+export class AsyncWorker extends Construct {
+  readonly queue: sqs.Queue;
+  readonly deadLetterQueue: sqs.Queue;
+  readonly worker: nodejs.NodejsFunction;
+  readonly dlqHandler: nodejs.NodejsFunction;
+
+  constructor(scope: Construct, id: string, props: AsyncWorkerProps) {
+    super(scope, id);
+    const timeout = props.timeout ?? Duration.minutes(5);
+    const dlqHandlerTimeout = Duration.seconds(30);
+    const logLevel = props.logLevel ?? 'INFO';
+    const namespace = props.metricsNamespace ?? DEFAULT_METRICS_NAMESPACE;
+    const removalPolicy = props.removalPolicy ?? RemovalPolicy.DESTROY;
+
+    this.deadLetterQueue = new sqs.Queue(this, 'DeadLetterQueue', {
+      encryption: sqs.QueueEncryption.SQS_MANAGED,
+      enforceSSL: true,
+      retentionPeriod: Duration.days(14),
+      visibilityTimeout: Duration.seconds(dlqHandlerTimeout.toSeconds() * FIXED.visibilityTimeoutFactor),
+    });
+    this.queue = new sqs.Queue(this, 'Queue', {
+      encryption: sqs.QueueEncryption.SQS_MANAGED,
+      enforceSSL: true,
+      retentionPeriod: Duration.days(4),
+      // AWS guidance for Lambda consumers: at least 6x the function timeout, so a message is
+      // not redelivered while a throttled or retried invocation still holds it.
+      visibilityTimeout: Duration.seconds(timeout.toSeconds() * FIXED.visibilityTimeoutFactor),
+      deadLetterQueue: { queue: this.deadLetterQueue, maxReceiveCount: FIXED.maxReceiveCount },
+    });
+
+    const common = {
+      sourceRoot: props.sourceRoot,
+      architecture: props.architecture ?? lambda.Architecture.ARM_64,
+      logLevel,
+      logRetention: props.logRetention ?? logs.RetentionDays.TWO_WEEKS,
+      removalPolicy,
+    };
+
+    const configExt = props.serviceConfigFile ? path.extname(props.serviceConfigFile) || '.json' : undefined;
+    const workerEnv: Record<string, string> = {
+      [ENV.serviceName]: SERVICE_NAMES.worker,
+      [ENV.metricsNamespace]: namespace,
+      [ENV.tableJobs]: props.data.jobs.tableName,
+      [ENV.tableUsage]: props.data.usage.tableName,
+      [ENV.tableApiKeys]: props.data.apiKeys.tableName,
+      [secretArnVariable(ENV.openaiApiKey)]: props.upstreamApiKey.secretArn,
+      ...(props.openaiBaseUrl !== undefined && { [ENV.openaiBaseUrl]: props.openaiBaseUrl }),
+      ...(configExt !== undefined && {
+        [ENV.configPath]: `/var/task/${BUNDLED_CONFIG_BASENAME}${configExt}`,
+      }),
+    };
+    for (const [variable, secret] of Object.entries(props.extraApiKeys ?? {})) {
+      workerEnv[secretArnVariable(variable)] = secret.secretArn;
+    }
+
+    this.worker = createFunction(this, 'Worker', {
+      ...common,
+      entry: LAMBDA_ENTRIES.worker,
+      description: 'Tollgate async worker: runs queued chat completions',
+      timeout,
+      memorySize: props.memorySize ?? 512,
+      environment: workerEnv,
+      ...(props.serviceConfigFile !== undefined &&
+        configExt !== undefined && {
+          copyIntoBundle: { from: props.serviceConfigFile, to: `${BUNDLED_CONFIG_BASENAME}${configExt}` },
+        }),
+    });
+    this.worker.addEventSource(
+      new SqsEventSource(this.queue, {
+        batchSize: props.batchSize ?? 5,
+        maxConcurrency: props.maxConcurrency ?? 5,
+        reportBatchItemFailures: true,
+      }),
+    );
+    props.data.grant(this.worker, 'jobs', 'readWrite');
+    props.data.grant(this.worker, 'usage', 'readWrite');
+    props.data.grant(this.worker, 'apiKeys', 'read');
+    props.upstreamApiKey.grantRead(this.worker);
+    for (const secret of Object.values(props.extraApiKeys ?? {})) secret.grantRead(this.worker);
+
+    this.dlqHandler = createFunction(this, 'DlqHandler', {
+      ...common,
+      entry: LAMBDA_ENTRIES.dlqHandler,
+      description: 'Tollgate DLQ handler: marks jobs whose messages died as failed',
+      timeout: dlqHandlerTimeout,
+      memorySize: 256,
+      environment: {
+        [ENV.serviceName]: SERVICE_NAMES.worker,
+        [ENV.metricsNamespace]: namespace,
+        [ENV.tableJobs]: props.data.jobs.tableName,
+      },
+    });
+    this.dlqHandler.addEventSource(
+      new SqsEventSource(this.deadLetterQueue, {
+        batchSize: 10,
+        maxConcurrency: FIXED.dlqHandlerMaxConcurrency,
+        reportBatchItemFailures: true,
+      }),
+    );
+    props.data.grant(this.dlqHandler, 'jobs', ['dynamodb:GetItem', 'dynamodb:UpdateItem']);
+  }
+}
+
+interface FunctionOptions {
+  readonly sourceRoot: string;
+  readonly entry: string;
+  readonly description: string;
+  readonly timeout: Duration;
+  readonly memorySize: number;
+  readonly architecture: lambda.Architecture;
+  readonly environment: Record<string, string>;
+  readonly logLevel: 'DEBUG' | 'INFO' | 'WARN' | 'ERROR';
+  readonly logRetention: logs.RetentionDays;
+  readonly removalPolicy: RemovalPolicy;
+  readonly copyIntoBundle?: { readonly from: string; readonly to: string };
+}
+
+const LAMBDA_LOG_LEVEL: Record<FunctionOptions['logLevel'], lambda.ApplicationLogLevel> = {
+  DEBUG: lambda.ApplicationLogLevel.DEBUG,
+  INFO: lambda.ApplicationLogLevel.INFO,
+  WARN: lambda.ApplicationLogLevel.WARN,
+  ERROR: lambda.ApplicationLogLevel.ERROR,
+};
+
+function createFunction(scope: Construct, id: string, o: FunctionOptions): nodejs.NodejsFunction {
+  const logGroup = new logs.LogGroup(scope, `${id}Logs`, {
+    retention: o.logRetention,
+    removalPolicy: o.removalPolicy,
+  });
+  const copy = o.copyIntoBundle;
+  const fn = new nodejs.NodejsFunction(scope, id, {
+    entry: path.join(o.sourceRoot, o.entry),
+    handler: 'handler',
+    projectRoot: o.sourceRoot,
+    depsLockFilePath: path.join(o.sourceRoot, 'package-lock.json'),
+    // The same Node major as the container image (node:22), so both run the same code.
+    runtime: lambda.Runtime.NODEJS_22_X,
+    architecture: o.architecture,
+    description: o.description,
+    timeout: o.timeout,
+    memorySize: o.memorySize,
+    logGroup,
+    loggingFormat: lambda.LoggingFormat.JSON,
+    applicationLogLevelV2: LAMBDA_LOG_LEVEL[o.logLevel],
+    systemLogLevelV2: lambda.SystemLogLevel.WARN,
+    environment: {
+      ...o.environment,
+      [ENV.logLevel]: o.logLevel,
+      NODE_OPTIONS: '--enable-source-maps',
+    },
+    bundling: {
+      minify: true,
+      sourceMap: true,
+      sourcesContent: false,
+      target: 'node22',
+      // Bundle the AWS SDK too: the versions in package-lock.json are the ones tested,
+      // not whatever the managed runtime ships this month.
+      externalModules: [],
+      // Synthesis must work offline without Docker: always use the local esbuild.
+      forceDockerBundling: false,
+      logLevel: nodejs.LogLevel.WARNING,
+      ...(copy && {
+        commandHooks: {
+          beforeBundling: () => [],
+          beforeInstall: () => [],
+          afterBundling: (_inputDir: string, outputDir: string) => [
+            `cp ${JSON.stringify(copy.from)} ${JSON.stringify(path.join(outputDir, copy.to))}`,
+          ],
+        },
+      }),
+    },
+  });
+  const v = Validations.of(fn);
+  v.acknowledge({
+    id: 'AwsSolutions-IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/AWSLambdaBasicExecutionRole]',
+    reason: 'The AWS managed basic execution policy only lets the function write its own logs.',
+  });
+  v.acknowledge({
+    id: 'AwsSolutions-L1',
+    reason:
+      'Pinned to nodejs22.x on purpose: the chat service container runs node:22 and both run ' +
+      'the same runtime modules; they move to the next LTS together.',
+  });
+  return fn;
+}
