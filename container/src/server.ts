@@ -25,7 +25,10 @@ export async function startServer(env: RuntimeEnv, plugins: RoutePlugin[] = []):
   const shutdown = () => {
     stopping ??= (async () => {
       runtime.setDraining();
-      runtime.telemetry.logger.info('draining', { timeoutMs: env.drainTimeoutMs });
+      runtime.telemetry.logger.info('draining', { graceMs: env.drainGraceMs, timeoutMs: env.drainTimeoutMs });
+      // Still serving, /health says 503: the load balancer takes the task out before we stop
+      // accepting connections.
+      if (env.drainGraceMs > 0) await new Promise((r) => setTimeout(r, env.drainGraceMs));
       const forced = setTimeout(() => app.server.closeAllConnections(), env.drainTimeoutMs);
       forced.unref();
       await app.close();

@@ -77,8 +77,16 @@ export interface StartOptions {
 export async function startTestService(opts: StartOptions = {}): Promise<TestService> {
   const ownStack = !opts.stack;
   const stack = opts.stack ?? (await startLocalStack({ prefix: uniquePrefix(opts.name ?? 'svc'), env: {} }));
-  // The AWS SDK reads endpoints from process.env (no endpoint code of ours).
+  // The AWS SDK reads endpoints from process.env (no endpoint code of ours). Overrides are
+  // undone on stop so they cannot leak into the next suite in this jest worker.
+  const saved = Object.fromEntries(Object.keys(opts.env ?? {}).map((k) => [k, process.env[k]]));
   Object.assign(process.env, stack.env, opts.env ?? {});
+  const restoreEnv = () => {
+    for (const [k, v] of Object.entries(saved)) {
+      if (v === undefined) delete process.env[k];
+      else process.env[k] = v;
+    }
+  };
   const env = readEnv({
     ...process.env,
     ...stack.env,
@@ -86,10 +94,18 @@ export async function startTestService(opts: StartOptions = {}): Promise<TestSer
     HOST: '127.0.0.1',
     TOLLGATE_ADMIN_API_KEY: ADMIN_KEY,
     TOLLGATE_DEV_API_KEY: DEV_KEY,
+    TOLLGATE_DRAIN_GRACE_MS: '0',
     TOLLGATE_CONFIG_JSON: JSON.stringify(opts.config ?? {}),
     ...opts.env,
   });
-  const server = await startServer(env, opts.plugins ?? []);
+  let server: RunningServer;
+  try {
+    server = await startServer(env, opts.plugins ?? []);
+  } catch (err) {
+    restoreEnv();
+    if (ownStack) await stack.stop();
+    throw err;
+  }
   const url = server.url;
   const http: TestService['http'] = async (method, path, o = {}) => {
     const headers: Record<string, string> = { ...(o.headers ?? {}) };
@@ -125,6 +141,7 @@ export async function startTestService(opts: StartOptions = {}): Promise<TestSer
       if (stopped) return;
       stopped = true;
       await server.shutdown();
+      restoreEnv();
       if (ownStack) await stack.stop();
     },
   };

@@ -21,6 +21,8 @@ export const ENV = {
   serviceName: 'POWERTOOLS_SERVICE_NAME',
   metricsNamespace: 'POWERTOOLS_METRICS_NAMESPACE',
   drainTimeoutMs: 'TOLLGATE_DRAIN_TIMEOUT_MS',
+  /** After SIGTERM, keep serving (with /health 503) this long so the load balancer notices. */
+  drainGraceMs: 'TOLLGATE_DRAIN_GRACE_MS',
   bodyLimitBytes: 'TOLLGATE_BODY_LIMIT_BYTES',
   pingIntervalMs: 'TOLLGATE_PING_INTERVAL_MS',
   limiterFailureMode: 'TOLLGATE_LIMITER_FAILURE_MODE',

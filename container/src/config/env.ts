@@ -27,6 +27,7 @@ const envSchema = z.object({
   [ENV.serviceName]: z.string().default(SERVICE_NAMES.api),
   [ENV.metricsNamespace]: z.string().default(DEFAULT_METRICS_NAMESPACE),
   [ENV.drainTimeoutMs]: z.coerce.number().int().min(0).default(120_000),
+  [ENV.drainGraceMs]: z.coerce.number().int().min(0).default(3000),
   [ENV.bodyLimitBytes]: z.coerce
     .number()
     .int()
@@ -64,6 +65,7 @@ export interface RuntimeEnv {
   serviceName: string;
   metricsNamespace: string;
   drainTimeoutMs: number;
+  drainGraceMs: number;
   bodyLimitBytes: number;
   pingIntervalMs: number | undefined;
   limiterFailureMode: 'open' | 'closed' | undefined;
@@ -103,6 +105,7 @@ export function readEnv(source: NodeJS.ProcessEnv = process.env): RuntimeEnv {
     serviceName: e[ENV.serviceName],
     metricsNamespace: e[ENV.metricsNamespace],
     drainTimeoutMs: e[ENV.drainTimeoutMs],
+    drainGraceMs: e[ENV.drainGraceMs],
     bodyLimitBytes: e[ENV.bodyLimitBytes],
     pingIntervalMs: e[ENV.pingIntervalMs],
     limiterFailureMode: e[ENV.limiterFailureMode],
