@@ -3,6 +3,7 @@ import { buildApp, type RoutePlugin } from './app';
 import { type RuntimeEnv, readEnv } from './config/env';
 import { loadSecretEnv } from './config/secrets';
 import { ConfigError } from './config/service-config';
+import { servicePlugins } from './plugins';
 import { createRuntime, type Runtime } from './runtime';
 
 export interface RunningServer {
@@ -16,8 +17,14 @@ export interface RunningServer {
 /** Start the service on env.host:env.port. */
 export async function startServer(env: RuntimeEnv, plugins: RoutePlugin[] = []): Promise<RunningServer> {
   const runtime = await createRuntime(env);
-  const app = buildApp(runtime, plugins);
-  await app.listen({ host: env.host, port: env.port });
+  let app: FastifyInstance;
+  try {
+    app = buildApp(runtime, plugins);
+    await app.listen({ host: env.host, port: env.port });
+  } catch (err) {
+    await runtime.close();
+    throw err;
+  }
   const addr = app.server.address();
   const port = typeof addr === 'object' && addr ? addr.port : env.port;
   const url = `http://${env.host === '0.0.0.0' ? '127.0.0.1' : env.host}:${port}`;
@@ -42,7 +49,7 @@ export async function startServer(env: RuntimeEnv, plugins: RoutePlugin[] = []):
 }
 
 /** Process entry: start, and drain on SIGTERM/SIGINT, then exit 0. */
-export async function main(env: RuntimeEnv = readEnv(), plugins: RoutePlugin[] = []): Promise<RunningServer> {
+export async function main(env: RuntimeEnv = readEnv(), plugins: RoutePlugin[] = servicePlugins): Promise<RunningServer> {
   const server = await startServer(env, plugins);
   server.runtime.telemetry.logger.info('listening', {
     url: server.url,

@@ -38,6 +38,15 @@ export function mockModel(
   };
 }
 
+/**
+ * The local stand-ins for one suite: its own redis-server always; dynalite and local-aws-sqs
+ * unless the developer pointed AWS_ENDPOINT_URL* at LocalStack before running jest.
+ */
+export function startTestStack(name: string): Promise<LocalStack> {
+  const endpoints = JSON.parse(process.env.TOLLGATE_TEST_ENDPOINTS ?? '{}') as Record<string, string>;
+  return startLocalStack({ prefix: uniquePrefix(name), env: { AWS_REGION: 'us-east-1', ...endpoints } });
+}
+
 export interface TestService {
   url: string;
   /** Base URL for the openai SDK: `${url}/v1`. */
@@ -76,7 +85,7 @@ export interface StartOptions {
 
 export async function startTestService(opts: StartOptions = {}): Promise<TestService> {
   const ownStack = !opts.stack;
-  const stack = opts.stack ?? (await startLocalStack({ prefix: uniquePrefix(opts.name ?? 'svc'), env: {} }));
+  const stack = opts.stack ?? (await startTestStack(opts.name ?? 'svc'));
   // The AWS SDK reads endpoints from process.env (no endpoint code of ours). Overrides are
   // undone on stop so they cannot leak into the next suite in this jest worker.
   const saved = Object.fromEntries(Object.keys(opts.env ?? {}).map((k) => [k, process.env[k]]));

@@ -2,6 +2,15 @@
  * Jest `setupFiles` module: a quiet, deterministic AWS-ish environment for every test file.
  */
 
+// LocalStack mode: remember the endpoints the developer set, once per jest worker, before any
+// suite points process.env at its own emulators.
+const ENDPOINT_VARS = ['AWS_ENDPOINT_URL', 'AWS_ENDPOINT_URL_DYNAMODB', 'AWS_ENDPOINT_URL_SQS'];
+if (process.env['TOLLGATE_TEST_ENDPOINTS'] === undefined) {
+  process.env['TOLLGATE_TEST_ENDPOINTS'] = JSON.stringify(
+    Object.fromEntries(ENDPOINT_VARS.filter((k) => process.env[k]).map((k) => [k, process.env[k]])),
+  );
+}
+
 // Fixed region so ARNs and queue URLs do not depend on the developer's shell.
 process.env['AWS_REGION'] = 'us-east-1';
 // Dummy credentials: the emulators do not check them, and the SDK must not go looking for

@@ -1,4 +1,4 @@
-import { type LocalStack, startLocalStack } from '../../container/src/local/stack';
+import type { LocalStack } from '../../container/src/local/stack';
 import { queryUsageRecords } from '../../container/src/usage/usage-recorder';
 import { type MockUpstream, startMockUpstream } from '../helpers/mock-upstream';
 import {
@@ -6,8 +6,8 @@ import {
   eventually,
   mockModel,
   startTestService,
+  startTestStack,
   type TestService,
-  uniquePrefix,
 } from '../helpers/service';
 import { startTcpProxy, type TcpProxy } from '../helpers/tcp-proxy';
 
@@ -18,7 +18,7 @@ let config: Record<string, unknown>;
 
 beforeAll(async () => {
   upstream = await startMockUpstream();
-  stack = await startLocalStack({ prefix: uniquePrefix('cache'), env: {} });
+  stack = await startTestStack('cache');
   config = {
     models: [mockModel(upstream, 'mock-small', { pricing: { input: 2, output: 8, cachedInput: 1 } })],
     tiers: { basic: { limits: { rpm: 10_000 }, models: ['*'] } },

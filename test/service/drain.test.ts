@@ -1,17 +1,17 @@
 import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
-import { type LocalStack, startLocalStack } from '../../container/src/local/stack';
+import type { LocalStack } from '../../container/src/local/stack';
 import { queryUsageRecords } from '../../container/src/usage/usage-recorder';
 import { spawnServer } from '../helpers/child-server';
 import { type MockUpstream, startMockUpstream } from '../helpers/mock-upstream';
-import { ADMIN_KEY, DEV_KEY, eventually, mockModel, uniquePrefix } from '../helpers/service';
+import { ADMIN_KEY, DEV_KEY, eventually, mockModel, startTestStack } from '../helpers/service';
 
 let upstream: MockUpstream;
 let stack: LocalStack;
 
 beforeAll(async () => {
   upstream = await startMockUpstream();
-  stack = await startLocalStack({ prefix: uniquePrefix('drain'), env: {} });
+  stack = await startTestStack('drain');
 });
 
 afterAll(async () => {

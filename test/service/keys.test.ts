@@ -1,14 +1,14 @@
 import { createHash } from 'node:crypto';
 import { ScanCommand } from '@aws-sdk/lib-dynamodb';
-import { type LocalStack, startLocalStack } from '../../container/src/local/stack';
+import type { LocalStack } from '../../container/src/local/stack';
 import { type MockUpstream, startMockUpstream } from '../helpers/mock-upstream';
 import {
   ADMIN_KEY,
   eventually,
   mockModel,
   startTestService,
+  startTestStack,
   type TestService,
-  uniquePrefix,
 } from '../helpers/service';
 
 let upstream: MockUpstream;
@@ -18,7 +18,7 @@ let b: TestService;
 
 beforeAll(async () => {
   upstream = await startMockUpstream();
-  stack = await startLocalStack({ prefix: uniquePrefix('keys'), env: {} });
+  stack = await startTestStack('keys');
   const config = {
     models: [
       mockModel(upstream, 'mock-small'),

@@ -1,5 +1,5 @@
 import { startRedisServer } from '../../container/src/local/redis';
-import { type LocalStack, startLocalStack } from '../../container/src/local/stack';
+import type { LocalStack } from '../../container/src/local/stack';
 import { type ChildServer, spawnServer } from '../helpers/child-server';
 import { type MockUpstream, startMockUpstream } from '../helpers/mock-upstream';
 import {
@@ -7,8 +7,8 @@ import {
   DEV_KEY,
   mockModel,
   startTestService,
+  startTestStack,
   type TestService,
-  uniquePrefix,
 } from '../helpers/service';
 
 let upstream: MockUpstream;
@@ -18,7 +18,7 @@ let config: Record<string, unknown>;
 
 beforeAll(async () => {
   upstream = await startMockUpstream();
-  stack = await startLocalStack({ prefix: uniquePrefix('limits'), env: {} });
+  stack = await startTestStack('limits');
   config = {
     models: [mockModel(upstream, 'mock-small', { pricing: { input: 1000, output: 1000 } })],
     tiers: { basic: { limits: {}, models: ['*'] } },

@@ -1,15 +1,15 @@
 import type OpenAI from 'openai';
-import { type LocalStack, startLocalStack } from '../../container/src/local/stack';
+import type { LocalStack } from '../../container/src/local/stack';
 import { spawnServer } from '../helpers/child-server';
 import { type MockUpstream, startMockUpstream } from '../helpers/mock-upstream';
-import { ADMIN_KEY, DEV_KEY, startTestService, uniquePrefix } from '../helpers/service';
+import { ADMIN_KEY, DEV_KEY, startTestService, startTestStack } from '../helpers/service';
 
 let upstream: MockUpstream;
 let stack: LocalStack;
 
 beforeAll(async () => {
   upstream = await startMockUpstream();
-  stack = await startLocalStack({ prefix: uniquePrefix('modes'), env: {} });
+  stack = await startTestStack('modes');
 });
 
 afterAll(async () => {

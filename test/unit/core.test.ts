@@ -1,7 +1,7 @@
 import { Redis } from 'ioredis';
 import { canonicalJson } from '../../container/src/cache/response-cache';
 import { trimMessages } from '../../container/src/chat/prepare';
-import { countMessageTokens } from '../../container/src/chat/tokens';
+import { countMessageTokens, countTextTokens } from '../../container/src/chat/tokens';
 import type { ChatMessage } from '../../container/src/chat/types';
 import { readEnv } from '../../container/src/config/env';
 import { ConfigError, parseServiceConfig } from '../../container/src/config/service-config';
@@ -235,5 +235,20 @@ describe.each([
     expect((await store.admit(a)).denied).toBe('tpm');
     await store.reconcile(a.keyId, a.now, -70, 0);
     expect((await store.admit(a)).denied).toBe('');
+  });
+});
+
+describe('token counting', () => {
+  it('counts ordinary text exactly as the tokenizer does', () => {
+    expect(countTextTokens('Hello, how are you today?')).toBe(7);
+  });
+
+  it('stays linear on pathological input (1 MB without spaces, emoji runs)', () => {
+    // Quadratic BPE would take many minutes here; jest's timeout is the guard.
+    const x = countTextTokens('x'.repeat(1_000_000));
+    const e = countTextTokens('😀'.repeat(8000));
+    // Close to the exact counts (125,000 and 8,000); the point is that it returns at all.
+    expect(x).toBeGreaterThan(100_000);
+    expect(e).toBeGreaterThan(7000);
   });
 });

@@ -141,9 +141,11 @@ export const serviceConfigSchema = z
         historyLimit: z.number().int().positive().default(50),
         maxMessageChars: z.number().int().positive().default(8000),
         maxTokens: z.number().int().positive().default(512),
+        /** Days a conversation is kept after its last message (DynamoDB TTL); 0 = until deleted. */
+        retentionDays: z.number().min(0).default(0),
       })
       .strict()
-      .default({ historyLimit: 50, maxMessageChars: 8000, maxTokens: 512 }),
+      .default({ historyLimit: 50, maxMessageChars: 8000, maxTokens: 512, retentionDays: 0 }),
     jobs: z
       .object({
         ttlDays: z.number().positive().default(7),
