@@ -92,6 +92,11 @@ export class ChatCall {
     return hit;
   }
 
+  /** What finish() recorded, once the call finished. */
+  get summary(): CallSummary | null {
+    return this.finished;
+  }
+
   markFirstToken(): void {
     this.firstTokenAt ??= performance.now();
   }

@@ -44,7 +44,10 @@ export function registerChatRoutes(app: FastifyInstance, opts: ChatRoutesOptions
     try {
       const completion = await call.complete(hit);
       const s = summarize(req, call);
-      reply.header('x-tollgate-cost-usd', s.costUsd.toFixed(9).replace(/0+$/, '').replace(/\.$/, '.0'));
+      reply.header(
+        'x-tollgate-cost-usd',
+        (s?.costUsd ?? 0).toFixed(9).replace(/0+$/, '').replace(/\.$/, '.0'),
+      );
       if (opts.logContent)
         req.facts.content = { prompt: call.body.messages, completion: completion.choices[0]?.message };
       return completion;
@@ -61,8 +64,10 @@ export function registerChatRoutes(app: FastifyInstance, opts: ChatRoutesOptions
   for (const url of ['/v1/chat/completions', '/api/v1/chat/completions']) app.post(url, handler);
 }
 
+/** Copy the finished call's figures onto the request for its log line. */
 function summarize(req: FastifyRequest, call: ChatCall) {
-  const s = call.finish({ status: 500, errorCode: 'internal_error' });
+  const s = call.summary;
+  if (!s) return null;
   req.facts.tokensIn = s.promptTokens;
   req.facts.tokensOut = s.completionTokens;
   req.facts.costUsd = s.costUsd;
@@ -105,7 +110,8 @@ async function streamCompletion(
     c.created = created;
     c.model = call.modelId;
     if (c.choices.length === 0 && c.usage) return undefined; // sent at the end, if asked
-    if (c.usage && !wantUsage) c.usage = undefined;
+    // Upstream usage fields (often `null` on every chunk) only go out when the client asked.
+    if (!wantUsage && c.usage !== undefined) c.usage = undefined;
     if (c.choices.length > 0) call.markFirstToken();
     return sse.data(c);
   };

@@ -1,5 +1,5 @@
 import OpenAI from 'openai';
-import { Agent, fetch as undiciFetch } from 'undici';
+import { Agent } from 'undici';
 import type { ChatCompletion, ChatCompletionChunk, ChatRequest } from '../../chat/types';
 import {
   ApiError,
@@ -9,6 +9,7 @@ import {
   UpstreamError,
 } from '../../errors';
 import { type CallOptions, ClientAbortError, type Provider } from '../types';
+import { createLeanFetch } from './lean-fetch';
 
 export interface OpenAIProviderOptions {
   baseUrl: string;
@@ -28,14 +29,13 @@ export class OpenAIProvider implements Provider {
   private readonly client: OpenAI;
 
   constructor({ baseUrl, apiKey, connections = 256 }: OpenAIProviderOptions) {
-    const dispatcher = new Agent({ connections, keepAliveTimeout: 30_000, pipelining: 1 });
+    const dispatcher = new Agent({ connections, keepAliveTimeout: 30_000 });
     this.client = new OpenAI({
       baseURL: baseUrl,
       // Local servers (vLLM, Ollama) take no key, but the SDK insists on one.
       apiKey: apiKey ?? 'no-key',
       maxRetries: 0,
-      fetch: undiciFetch as unknown as typeof fetch,
-      fetchOptions: { dispatcher } as Record<string, unknown>,
+      fetch: createLeanFetch(dispatcher),
     });
   }
 
