@@ -49,7 +49,10 @@ export async function startServer(env: RuntimeEnv, plugins: RoutePlugin[] = []):
 }
 
 /** Process entry: start, and drain on SIGTERM/SIGINT, then exit 0. */
-export async function main(env: RuntimeEnv = readEnv(), plugins: RoutePlugin[] = servicePlugins): Promise<RunningServer> {
+export async function main(
+  env: RuntimeEnv = readEnv(),
+  plugins: RoutePlugin[] = servicePlugins,
+): Promise<RunningServer> {
   const server = await startServer(env, plugins);
   server.runtime.telemetry.logger.info('listening', {
     url: server.url,
