@@ -197,18 +197,7 @@ async function streamTurn(
       errorCode = e.code ?? e.type;
       if (!(err instanceof ApiError))
         opts.telemetry.logger.error('assistant stream failed', { requestId: req.id, error: err as Error });
-      if (sse.headersSent) {
-        await sse.data(e.toJSON());
-        sse.end(false);
-      } else {
-        reply.raw.writeHead(e.status, {
-          ...e.headers,
-          'x-request-id': req.id,
-          'content-type': 'application/json; charset=utf-8',
-          ...turn.call.headers(),
-        });
-        reply.raw.end(JSON.stringify(e.toJSON()));
-      }
+      await sse.fail(e, { 'x-request-id': req.id, ...turn.call.headers() });
     }
   }
   const s = turn.call.finish({ status });

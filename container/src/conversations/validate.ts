@@ -1,3 +1,4 @@
+import { isObject, typeName } from '../chat/validate';
 import { BadRequestError } from '../errors';
 
 /** Characters allowed in a `user_id`: safe in URLs, logs and keys without escaping. */
@@ -10,16 +11,6 @@ export interface AssistantRequest {
   message: string;
   userId: string;
   stream: boolean;
-}
-
-function isObject(v: unknown): v is Record<string, unknown> {
-  return typeof v === 'object' && v !== null && !Array.isArray(v);
-}
-
-function typeName(v: unknown): string {
-  if (v === null) return 'null';
-  if (Array.isArray(v)) return 'array';
-  return typeof v;
 }
 
 /** Length in characters (code points), so an emoji counts once, like a person would count it. */

@@ -1,5 +1,6 @@
 import type { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
 import type { FastifyInstance } from 'fastify';
+import { isObject } from '../chat/validate';
 import type { ServiceConfig } from '../config/service-config';
 import { BadRequestError } from '../errors';
 import { type Authenticator, type KeyStore, keyView } from '../keys/key-store';
@@ -17,10 +18,6 @@ export interface AdminRoutesOptions {
 
 const OWNER_RE = /^[A-Za-z0-9._@:-]{1,128}$/;
 const LIMIT_FIELDS = ['rpm', 'tpm', 'daily_tokens', 'monthly_budget_usd'] as const;
-
-function isObject(v: unknown): v is Record<string, unknown> {
-  return typeof v === 'object' && v !== null && !Array.isArray(v);
-}
 
 function parseLimits(v: unknown): Record<string, number> | undefined {
   if (v === undefined) return undefined;

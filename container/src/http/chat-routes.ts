@@ -180,18 +180,7 @@ async function streamCompletion(
       call.fail(err, assembled.deliveredText());
       if (!(err instanceof ApiError))
         opts.telemetry.logger.error('stream failed', { requestId: req.id, error: err as Error });
-      if (sse.headersSent) {
-        await sse.data(e.toJSON());
-        sse.end(false);
-      } else {
-        reply.raw.writeHead(e.status, {
-          ...e.headers,
-          'x-request-id': req.id,
-          'content-type': 'application/json; charset=utf-8',
-          ...call.headers(),
-        });
-        reply.raw.end(JSON.stringify(e.toJSON()));
-      }
+      await sse.fail(e, { 'x-request-id': req.id, ...call.headers() });
     }
   }
   const s = call.finish({ status });

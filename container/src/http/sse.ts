@@ -1,4 +1,5 @@
 import type { ServerResponse } from 'node:http';
+import type { ApiError } from '../errors';
 
 /**
  * A server-sent-events writer on the raw response. Headers go out lazily (first chunk or first
@@ -57,6 +58,26 @@ export class SseWriter {
 
   ping(): void {
     void this.write(': ping\n\n');
+  }
+
+  /**
+   * Report a failure: as an error event when the stream already started (the SDKs raise it),
+   * else as a normal JSON error response with its status.
+   */
+  async fail(e: ApiError, headers: Record<string, string>): Promise<void> {
+    if (this.started) {
+      await this.data(e.toJSON());
+      this.end(false);
+      return;
+    }
+    if (this.res.destroyed) return;
+    this.ended = true;
+    this.res.writeHead(e.status, {
+      ...headers,
+      ...e.headers,
+      'content-type': 'application/json; charset=utf-8',
+    });
+    this.res.end(JSON.stringify(e.toJSON()));
   }
 
   end(done = true): void {

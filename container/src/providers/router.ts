@@ -17,7 +17,6 @@ export interface ModelEntry {
 export interface CompletionResult {
   model: ModelEntry;
   completion: ChatCompletion;
-  attempts: string[];
 }
 
 export interface StreamResult {
@@ -27,7 +26,6 @@ export interface StreamResult {
   rest: AsyncIterator<ChatCompletionChunk>;
   /** Frees the concurrency slot; call once the stream ended or was abandoned. */
   release: () => void;
-  attempts: string[];
 }
 
 export interface RouterOptions {
@@ -100,21 +98,24 @@ export class ModelRouter {
     return out;
   }
 
-  /** Non-streaming call through the fallback chain. */
-  async complete(id: string, body: ChatRequest, signal: AbortSignal): Promise<CompletionResult> {
-    const attempts: string[] = [];
+  /**
+   * Try the model, then its fallbacks, while failures are retryable. `attempt` runs holding
+   * the model's concurrency slot; it returns the result and whether to keep the slot (a
+   * stream keeps it until it ends).
+   */
+  private async withFallbacks<T>(
+    id: string,
+    signal: AbortSignal,
+    attempt: (entry: ModelEntry, release: () => void) => Promise<{ result: T; keepSlot: boolean }>,
+  ): Promise<T> {
     let lastError: unknown;
     for (const entry of this.chain(id)) {
-      attempts.push(entry.config.id);
       let release: (() => void) | undefined;
       try {
         release = await entry.limiter.acquire(signal);
-        const completion = await entry.provider.complete(
-          upstreamBody(entry, body),
-          callOptions(entry, signal),
-        );
-        completion.model = entry.config.id;
-        return { model: entry, completion, attempts };
+        const { result, keepSlot } = await attempt(entry, release);
+        if (keepSlot) release = undefined;
+        return result;
       } catch (err) {
         lastError = err;
         if (!isRetryable(err) || signal.aborted) throw err;
@@ -125,30 +126,24 @@ export class ModelRouter {
     throw lastError;
   }
 
+  /** Non-streaming call through the fallback chain. */
+  complete(id: string, body: ChatRequest, signal: AbortSignal): Promise<CompletionResult> {
+    return this.withFallbacks(id, signal, async (entry) => {
+      const completion = await entry.provider.complete(upstreamBody(entry, body), callOptions(entry, signal));
+      completion.model = entry.config.id;
+      return { result: { model: entry, completion }, keepSlot: false };
+    });
+  }
+
   /** Streaming call: falls back until some model produced its first chunk. */
-  async stream(id: string, body: ChatRequest, signal: AbortSignal): Promise<StreamResult> {
-    const attempts: string[] = [];
-    let lastError: unknown;
-    for (const entry of this.chain(id)) {
-      attempts.push(entry.config.id);
-      let release: (() => void) | undefined;
-      try {
-        release = await entry.limiter.acquire(signal);
-        const iterable = await entry.provider.stream(upstreamBody(entry, body), callOptions(entry, signal));
-        const it = withIdleTimeout(iterable[Symbol.asyncIterator](), entry.config.timeoutMs, entry.config.id);
-        const first = await it.next();
-        if (first.done) throw new GatewayTimeoutError('The upstream model closed the stream without output.');
-        const r = release;
-        release = undefined;
-        return { model: entry, first: first.value, rest: it, release: r, attempts };
-      } catch (err) {
-        lastError = err;
-        if (!isRetryable(err) || signal.aborted) throw err;
-      } finally {
-        release?.();
-      }
-    }
-    throw lastError;
+  stream(id: string, body: ChatRequest, signal: AbortSignal): Promise<StreamResult> {
+    return this.withFallbacks(id, signal, async (entry, release) => {
+      const iterable = await entry.provider.stream(upstreamBody(entry, body), callOptions(entry, signal));
+      const it = withIdleTimeout(iterable[Symbol.asyncIterator](), entry.config.timeoutMs, entry.config.id);
+      const first = await it.next();
+      if (first.done) throw new GatewayTimeoutError('The upstream model closed the stream without output.');
+      return { result: { model: entry, first: first.value, rest: it, release }, keepSlot: true };
+    });
   }
 }
 

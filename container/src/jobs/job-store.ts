@@ -1,0 +1,372 @@
+/**
+ * The jobs table: one row per async job, moved through its states only by conditional writes.
+ *
+ * ```
+ * queued --claim--> processing --complete--> completed
+ *    ^                  |  \------fail-----> failed
+ *    +-----release------+   (a dead letter also fails queued/processing jobs)
+ * ```
+ *
+ * Every claim increments `attempts`; that number is the fencing token of the attempt, so only
+ * the attempt that holds the job can finish or release it, and a job finishes exactly once.
+ */
+import { randomUUID } from 'node:crypto';
+import { gunzipSync, gzipSync } from 'node:zlib';
+import { ConditionalCheckFailedException } from '@aws-sdk/client-dynamodb';
+import {
+  DeleteCommand,
+  type DynamoDBDocumentClient,
+  GetCommand,
+  PutCommand,
+  UpdateCommand,
+} from '@aws-sdk/lib-dynamodb';
+import type { ChatCompletion, ChatRequest } from '../chat/types';
+import type { ApiError } from '../errors';
+import type { Principal } from '../keys/key-store';
+import type { Reservation } from '../limits/limiter';
+
+export type JobStatus = 'queued' | 'processing' | 'completed' | 'failed';
+
+/** An OpenAI error object plus the HTTP status the synchronous path would have answered. */
+export interface JobError {
+  message: string;
+  type: string;
+  param: string | null;
+  code: string | null;
+  status: number;
+}
+
+/** What the job cost, kept on the row for audits next to the usage record. */
+export interface JobUsage {
+  promptTokens: number;
+  completionTokens: number;
+  costUsd: number;
+}
+
+/** One row of the jobs table, as stored. Timestamps are epoch milliseconds. */
+export interface JobRow {
+  jobId: string;
+  owner: string;
+  keyId: string;
+  /** The caller as admitted; the worker runs the job as this principal. */
+  principal: Principal;
+  model: string;
+  status: JobStatus;
+  /** The validated request as JSON, when small; else gzip-compressed in `requestGz`. */
+  request?: string;
+  requestGz?: Uint8Array;
+  /** SHA-256 of the request JSON: an Idempotency-Key replay must carry the same body. */
+  requestHash: string;
+  /** What admission reserved; reconciled by the attempt that finishes the job. */
+  reservation?: Reservation;
+  createdAt: number;
+  startedAt?: number;
+  completedAt?: number;
+  /** Claims so far; the current one's number fences its writes. */
+  attempts?: number;
+  /** Until when the current attempt may hold the job (its invocation's deadline). */
+  leaseUntil?: number;
+  /** Random token of the current claim and of the final write: tells a lost answer from a lost race. */
+  claimedBy?: string;
+  settledBy?: string;
+  result?: string;
+  resultGz?: Uint8Array;
+  error?: JobError;
+  /** The last retryable failure, reported if the job ends in the DLQ. */
+  lastError?: JobError;
+  usage?: JobUsage;
+  /** TTL (epoch seconds). */
+  expiresAt: number;
+}
+
+/** Outcome of trying to claim a job for an attempt. */
+export type ClaimResult =
+  | { kind: 'claimed'; job: JobRow; attempt: number }
+  /** Completed or failed already: a redelivered message has nothing left to do. */
+  | { kind: 'finished'; job: JobRow }
+  /** Another attempt holds a live lease on it. */
+  | { kind: 'busy'; leaseUntil: number }
+  | { kind: 'missing' };
+
+/** Outcome of failing a job whose message went to the DLQ. */
+export type DeadResult =
+  | { kind: 'failed'; job: JobRow }
+  | { kind: 'finished'; job: JobRow }
+  | { kind: 'busy'; leaseUntil: number }
+  | { kind: 'missing' };
+
+/** Above this, request and result JSON are stored gzip-compressed (DynamoDB items max 400 KB). */
+const COMPRESS_ABOVE_BYTES = 32 * 1024;
+/**
+ * Largest compressed request a row takes, leaving room for the result in the same item. JSON
+ * chat requests compress 4-10x, so this admits any body the API's default 1 MiB limit lets in.
+ */
+export const MAX_STORED_REQUEST_BYTES = 200 * 1024;
+
+/** A JSON document packed for a row: inline when small, gzip when large. */
+export function packJson(json: string): { text?: string; gz?: Uint8Array; bytes: number } {
+  const bytes = Buffer.byteLength(json);
+  if (bytes <= COMPRESS_ABOVE_BYTES) return { text: json, bytes };
+  const gz = gzipSync(json);
+  return { gz: new Uint8Array(gz.buffer, gz.byteOffset, gz.byteLength), bytes: gz.byteLength };
+}
+
+function unpackJson(text: string | undefined, gz: Uint8Array | undefined): unknown {
+  if (text !== undefined) return JSON.parse(text);
+  if (gz !== undefined) return JSON.parse(gunzipSync(gz).toString('utf8'));
+  return undefined;
+}
+
+/** The stored request of a job. */
+export function requestOf(job: JobRow): ChatRequest | undefined {
+  return unpackJson(job.request, job.requestGz) as ChatRequest | undefined;
+}
+
+/** The stored completion of a completed job. */
+export function resultOf(job: JobRow): ChatCompletion | undefined {
+  return unpackJson(job.result, job.resultGz) as ChatCompletion | undefined;
+}
+
+/** An ApiError as stored on a row. */
+export function toJobError(err: ApiError): JobError {
+  return { message: err.message, type: err.type, param: err.param, code: err.code, status: err.status };
+}
+
+function isConditionFailure(err: unknown): boolean {
+  return (
+    err instanceof ConditionalCheckFailedException ||
+    (err as { name?: string } | null)?.name === 'ConditionalCheckFailedException'
+  );
+}
+
+/** Conditional writes over the jobs table. */
+export class JobStore {
+  constructor(
+    private readonly doc: DynamoDBDocumentClient,
+    readonly table: string,
+  ) {}
+
+  /** Strongly consistent read, so an owner polling sees a finished job at once. */
+  async get(jobId: string): Promise<JobRow | undefined> {
+    const r = await this.doc.send(
+      new GetCommand({ TableName: this.table, Key: { jobId }, ConsistentRead: true }),
+    );
+    return r.Item as JobRow | undefined;
+  }
+
+  /** Write a new `queued` row; false when the id exists (an Idempotency-Key race). */
+  async create(job: JobRow): Promise<boolean> {
+    try {
+      await this.doc.send(
+        new PutCommand({
+          TableName: this.table,
+          Item: job,
+          ConditionExpression: 'attribute_not_exists(jobId)',
+        }),
+      );
+      return true;
+    } catch (err) {
+      if (isConditionFailure(err)) return false;
+      throw err;
+    }
+  }
+
+  /**
+   * Remove a row that never reached the queue (the send failed), unless a worker already saw it:
+   * a retried submission must not find a job nobody will run.
+   */
+  async deleteUnsent(jobId: string): Promise<boolean> {
+    try {
+      await this.doc.send(
+        new DeleteCommand({
+          TableName: this.table,
+          Key: { jobId },
+          ConditionExpression: '#s = :queued AND attribute_not_exists(attempts)',
+          ExpressionAttributeNames: { '#s': 'status' },
+          ExpressionAttributeValues: { ':queued': 'queued' },
+        }),
+      );
+      return true;
+    } catch (err) {
+      if (isConditionFailure(err)) return false;
+      throw err;
+    }
+  }
+
+  /**
+   * `queued -> processing` (or take over a `processing` job whose lease ran out: its attempt
+   * died without releasing it). `leaseUntil` should be the attempt's hard deadline.
+   */
+  async claim(jobId: string, now: number, leaseUntil: number): Promise<ClaimResult> {
+    const token = randomUUID();
+    try {
+      const r = await this.doc.send(
+        new UpdateCommand({
+          TableName: this.table,
+          Key: { jobId },
+          UpdateExpression:
+            'SET #s = :processing, leaseUntil = :lease, claimedBy = :token, startedAt = if_not_exists(startedAt, :now), attempts = if_not_exists(attempts, :zero) + :one',
+          ConditionExpression:
+            'attribute_exists(jobId) AND (#s = :queued OR (#s = :processing AND leaseUntil < :now))',
+          ExpressionAttributeNames: { '#s': 'status' },
+          ExpressionAttributeValues: {
+            ':processing': 'processing',
+            ':queued': 'queued',
+            ':lease': leaseUntil,
+            ':now': now,
+            ':zero': 0,
+            ':one': 1,
+            ':token': token,
+          },
+          ReturnValues: 'ALL_NEW',
+        }),
+      );
+      const job = r.Attributes as JobRow;
+      return { kind: 'claimed', job, attempt: job.attempts ?? 1 };
+    } catch (err) {
+      if (!isConditionFailure(err)) throw err;
+    }
+    // Rare path (redelivery, duplicate delivery): read why the claim was refused.
+    const job = await this.get(jobId);
+    if (!job) return { kind: 'missing' };
+    // The SDK retried a claim whose first answer was lost: the job is ours after all.
+    if (job.status === 'processing' && job.claimedBy === token)
+      return { kind: 'claimed', job, attempt: job.attempts ?? 1 };
+    if (job.status === 'completed' || job.status === 'failed') return { kind: 'finished', job };
+    return { kind: 'busy', leaseUntil: job.leaseUntil ?? now };
+  }
+
+  /** `processing -> completed` for the attempt holding the job; false when it lost the job. */
+  async complete(
+    jobId: string,
+    attempt: number,
+    at: number,
+    result: ChatCompletion,
+    usage: JobUsage | undefined,
+  ): Promise<boolean> {
+    const packed = packJson(JSON.stringify(result));
+    return this.finish(jobId, attempt, {
+      status: 'completed',
+      at,
+      values: {
+        ...(packed.text !== undefined ? { result: packed.text } : { resultGz: packed.gz }),
+        ...(usage ? { usage } : {}),
+      },
+    });
+  }
+
+  /** `processing -> failed` (a non-retryable error) for the attempt holding the job. */
+  async fail(jobId: string, attempt: number, at: number, error: JobError, usage: JobUsage | undefined) {
+    return this.finish(jobId, attempt, {
+      status: 'failed',
+      at,
+      values: { error, ...(usage ? { usage } : {}) },
+    });
+  }
+
+  private async finish(
+    jobId: string,
+    attempt: number,
+    f: { status: 'completed' | 'failed'; at: number; values: Record<string, unknown> },
+  ): Promise<boolean> {
+    const token = randomUUID();
+    const names: Record<string, string> = { '#s': 'status' };
+    const values: Record<string, unknown> = {
+      ':status': f.status,
+      ':at': f.at,
+      ':processing': 'processing',
+      ':attempt': attempt,
+      ':token': token,
+    };
+    const sets = ['#s = :status', 'completedAt = :at', 'settledBy = :token'];
+    for (const [k, v] of Object.entries(f.values)) {
+      names[`#${k}`] = k;
+      values[`:${k}`] = v;
+      sets.push(`#${k} = :${k}`);
+    }
+    try {
+      await this.doc.send(
+        new UpdateCommand({
+          TableName: this.table,
+          Key: { jobId },
+          UpdateExpression: `SET ${sets.join(', ')} REMOVE leaseUntil`,
+          ConditionExpression: '#s = :processing AND attempts = :attempt',
+          ExpressionAttributeNames: names,
+          ExpressionAttributeValues: values,
+        }),
+      );
+      return true;
+    } catch (err) {
+      if (!isConditionFailure(err)) throw err;
+    }
+    // Refused, or the SDK retried a write whose first answer was lost (the retry then fails
+    // its own condition): only the token tells. Getting this wrong would lose the usage record.
+    return (await this.get(jobId))?.settledBy === token;
+  }
+
+  /** `processing -> queued` after a retryable failure, so the redelivery can claim it at once. */
+  async release(jobId: string, attempt: number, lastError: JobError | undefined): Promise<boolean> {
+    try {
+      await this.doc.send(
+        new UpdateCommand({
+          TableName: this.table,
+          Key: { jobId },
+          UpdateExpression: lastError
+            ? 'SET #s = :queued, lastError = :e REMOVE leaseUntil'
+            : 'SET #s = :queued REMOVE leaseUntil',
+          ConditionExpression: '#s = :processing AND attempts = :attempt',
+          ExpressionAttributeNames: { '#s': 'status' },
+          ExpressionAttributeValues: {
+            ':queued': 'queued',
+            ':processing': 'processing',
+            ':attempt': attempt,
+            ...(lastError ? { ':e': lastError } : {}),
+          },
+        }),
+      );
+      return true;
+    } catch (err) {
+      if (isConditionFailure(err)) return false;
+      throw err;
+    }
+  }
+
+  /**
+   * A job whose message died (DLQ): `queued|processing -> failed`, unless an attempt still holds
+   * a live lease on it (then the caller retries later: that attempt may yet finish it).
+   */
+  async failDead(jobId: string, now: number, error: (job: JobRow) => JobError): Promise<DeadResult> {
+    // A few rounds at most: each lost race means the job moved, and it only moves forward.
+    for (let round = 0; round < 3; round++) {
+      const job = await this.get(jobId);
+      if (!job) return { kind: 'missing' };
+      if (job.status === 'completed' || job.status === 'failed') return { kind: 'finished', job };
+      if (job.status === 'processing' && (job.leaseUntil ?? 0) >= now)
+        return { kind: 'busy', leaseUntil: job.leaseUntil ?? now };
+      try {
+        const r = await this.doc.send(
+          new UpdateCommand({
+            TableName: this.table,
+            Key: { jobId },
+            UpdateExpression: 'SET #s = :failed, completedAt = :at, #e = :e REMOVE leaseUntil',
+            // Only from the state just read: a worker finishing meanwhile wins.
+            ConditionExpression: '#s = :seen AND (attribute_not_exists(attempts) OR attempts = :attempts)',
+            ExpressionAttributeNames: { '#s': 'status', '#e': 'error' },
+            ExpressionAttributeValues: {
+              ':failed': 'failed',
+              ':at': now,
+              ':e': error(job),
+              ':seen': job.status,
+              ':attempts': job.attempts ?? 0,
+            },
+            ReturnValues: 'ALL_NEW',
+          }),
+        );
+        return { kind: 'failed', job: r.Attributes as JobRow };
+      } catch (err) {
+        if (!isConditionFailure(err)) throw err;
+      }
+    }
+    throw new Error(`job ${jobId} kept changing while being failed after its message died`);
+  }
+}

@@ -1,0 +1,150 @@
+/**
+ * The async API: `POST /v1/chat/async` (submit), `GET /v1/chat/async/{id}` (status, owner
+ * only) and `GET /admin/queue`, plus the `/api/v1` aliases.
+ */
+import type { SQSClient } from '@aws-sdk/client-sqs';
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import type { RoutePlugin } from '../app';
+import type { ChatCompletion } from '../chat/types';
+import { validateChatRequest } from '../chat/validate';
+import { NotFoundError, ServiceUnavailableError } from '../errors';
+import type { Runtime } from '../runtime';
+import { type JobRow, JobStore, resultOf } from './job-store';
+import { JobProducer, parseIdempotencyKey } from './producer';
+import { createSqsClient, QueueDepthGate, queueStats } from './queue';
+import { JOB_ID_RE } from './schema';
+
+/** `object` of job resources. */
+export const JOB_OBJECT = 'chat.completion.job';
+
+/** The status resource of a job (`GET /v1/chat/async/{id}`); timestamps in Unix seconds. */
+export interface JobView {
+  id: string;
+  object: typeof JOB_OBJECT;
+  status: JobRow['status'];
+  model: string;
+  created: number;
+  started: number | null;
+  completed: number | null;
+  result: ChatCompletion | null;
+  error: { message: string; type: string; param: string | null; code: string | null } | null;
+}
+
+const seconds = (ms: number | undefined): number | null => (ms === undefined ? null : Math.floor(ms / 1000));
+
+/** The public view of a row: never the request, the principal or the reservation. */
+export function jobView(job: JobRow): JobView {
+  const e = job.error;
+  return {
+    id: job.jobId,
+    object: JOB_OBJECT,
+    status: job.status,
+    model: job.model,
+    created: Math.floor(job.createdAt / 1000),
+    started: seconds(job.startedAt),
+    completed: seconds(job.completedAt),
+    result: job.status === 'completed' ? (resultOf(job) ?? null) : null,
+    error: e ? { message: e.message, type: e.type, param: e.param, code: e.code } : null,
+  };
+}
+
+export interface AsyncRoutesOptions {
+  /** SQS client for submissions and queue statistics. @default a client from the standard AWS variables */
+  sqs?: SQSClient;
+}
+
+/** The async routes with options (tests inject an SQS client); see {@link registerAsyncRoutes}. */
+export function asyncRoutes(options: AsyncRoutesOptions = {}): RoutePlugin {
+  return (app, rt) => register(app, rt, options);
+}
+
+/** The async routes over the runtime's tables and the queue in TOLLGATE_JOBS_QUEUE_URL. */
+export const registerAsyncRoutes: RoutePlugin = asyncRoutes();
+
+function register(app: FastifyInstance, rt: Runtime, options: AsyncRoutesOptions): void {
+  const { env, config, telemetry } = rt;
+  const sqs = options.sqs ?? createSqsClient();
+  if (!options.sqs) rt.onClose.push(async () => sqs.destroy());
+  const store = new JobStore(rt.doc, env.tables.jobs);
+  const maxDepth = env.queueMaxDepth ?? config.jobs.maxQueueDepth;
+  const queueUrl = env.jobsQueueUrl;
+  const producer = queueUrl
+    ? new JobProducer({
+        config,
+        router: rt.router,
+        limiter: rt.limiter,
+        telemetry,
+        store,
+        sqs,
+        queueUrl,
+        gate: new QueueDepthGate({
+          sqs,
+          queueUrl,
+          maxDepth,
+          intervalMs: config.jobs.depthCheckIntervalMs,
+          logger: telemetry.logger,
+        }),
+      })
+    : undefined;
+  if (!producer)
+    telemetry.logger.error('TOLLGATE_JOBS_QUEUE_URL is not set: async job submissions answer 503');
+  const noQueue = () =>
+    new ServiceUnavailableError('Async jobs are not configured on this server (no job queue).', {
+      code: 'async_unavailable',
+    });
+
+  const submit = (statusBase: string) => async (req: FastifyRequest, reply: FastifyReply) => {
+    const body = validateChatRequest(req.body, { allowStream: false });
+    const idempotencyKey = parseIdempotencyKey(req.headers['idempotency-key']);
+    if (!producer) throw noQueue();
+    req.facts.model = body.model;
+    const s = await producer.submit(req.principal!, body, { idempotencyKey });
+    const { job } = s;
+    req.facts.model = job.model;
+    const statusUrl = `${statusBase}/${job.jobId}`;
+    reply.code(202).headers(s.headers).header('location', statusUrl);
+    if (s.replayed) reply.header('idempotent-replayed', 'true');
+    return {
+      id: job.jobId,
+      object: JOB_OBJECT,
+      status: job.status,
+      model: job.model,
+      created: Math.floor(job.createdAt / 1000),
+      status_url: statusUrl,
+    };
+  };
+  app.post('/v1/chat/async', submit('/v1/chat/async'));
+  app.post('/api/v1/chat/async', submit('/api/v1/requests'));
+
+  const status = async (req: FastifyRequest<{ Params: { id: string } }>): Promise<JobView> => {
+    const { id } = req.params;
+    const job = JOB_ID_RE.test(id) ? await store.get(id) : undefined;
+    // Someone else's job answers exactly like a missing one: ids reveal nothing.
+    if (!job || job.owner !== req.principal!.owner) {
+      throw new NotFoundError(`No job with id '${id}'.`, { param: 'id', code: 'job_not_found' });
+    }
+    req.facts.model = job.model;
+    return jobView(job);
+  };
+  app.get('/v1/chat/async/:id', status);
+  app.get('/api/v1/requests/:id', status);
+
+  app.get('/admin/queue', { config: { auth: 'admin' } }, async () => {
+    if (!queueUrl) throw noQueue();
+    try {
+      return await queueStats({
+        sqs,
+        queueUrl,
+        dlqUrl: env.jobsDlqUrl,
+        maxDepth,
+        workerConcurrency: env.workerConcurrency,
+      });
+    } catch (err) {
+      telemetry.logger.warn('queue statistics unavailable', { error: (err as Error).message });
+      throw new ServiceUnavailableError('The job queue is unreachable.', {
+        code: 'queue_unavailable',
+        retryAfterSeconds: 2,
+      });
+    }
+  });
+}
