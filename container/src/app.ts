@@ -1,11 +1,11 @@
-import { randomUUID } from 'node:crypto';
+import { randomUUID, timingSafeEqual } from 'node:crypto';
 import Fastify, { type FastifyInstance } from 'fastify';
 import { AuthenticationError, PermissionDeniedError } from './errors';
 import { registerAdminRoutes } from './http/admin-routes';
 import { registerBasicRoutes } from './http/basic-routes';
 import { registerChatRoutes } from './http/chat-routes';
 import { collectRoutesFor405, installErrorHandling } from './http/errors';
-import { safeEqual } from './keys/key-store';
+import { hashKey } from './keys/key-store';
 import type { Runtime } from './runtime';
 import './http/context';
 
@@ -17,6 +17,8 @@ export type RoutePlugin = (app: FastifyInstance, rt: Runtime) => void;
 /** Build the HTTP app over a runtime (no listen: tests inject or listen themselves). */
 export function buildApp(rt: Runtime, plugins: RoutePlugin[] = []): FastifyInstance {
   const { env, telemetry } = rt;
+  // Hashed once: every request hashes its token once and compares in constant time.
+  const adminHash = env.adminApiKey ? Buffer.from(hashKey(env.adminApiKey), 'hex') : null;
   const app = Fastify({
     logger: false,
     bodyLimit: env.bodyLimitBytes,
@@ -60,11 +62,11 @@ export function buildApp(rt: Runtime, plugins: RoutePlugin[] = []): FastifyInsta
         "You didn't provide an API key. Send it in the Authorization header: 'Authorization: Bearer YOUR_KEY'.",
       );
     }
-    const token = m[1] as string;
-    const isAdmin = env.adminApiKey !== undefined && safeEqual(token, env.adminApiKey);
+    const hash = hashKey(m[1] as string);
+    const isAdmin = adminHash !== null && timingSafeEqual(Buffer.from(hash, 'hex'), adminHash);
     if (mode === 'admin') {
       if (isAdmin) return;
-      const user = await rt.auth.authenticate(token);
+      const user = await rt.auth.authenticateHash(hash);
       if (user)
         throw new PermissionDeniedError('This route needs the admin key; user API keys cannot call it.', {
           code: 'admin_only',
@@ -75,7 +77,7 @@ export function buildApp(rt: Runtime, plugins: RoutePlugin[] = []): FastifyInsta
       throw new PermissionDeniedError('The admin key only works on /admin routes; use a user API key here.', {
         code: 'admin_key_not_allowed',
       });
-    const principal = await rt.auth.authenticate(token);
+    const principal = await rt.auth.authenticateHash(hash);
     if (!principal) throw new AuthenticationError();
     req.principal = principal;
   });

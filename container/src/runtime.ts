@@ -51,6 +51,9 @@ export function connectRedis(url: string, cluster = false): Redis {
   const u = new URL(url);
   const tls = u.protocol === 'rediss:' ? { tls: {} } : {};
   const options = {
+    // Commands issued in the same tick go out in one write: admission, cache lookup and
+    // reconciliations of concurrent requests share syscalls.
+    enableAutoPipelining: true,
     enableOfflineQueue: false,
     maxRetriesPerRequest: 1,
     connectTimeout: 2000,
@@ -63,6 +66,7 @@ export function connectRedis(url: string, cluster = false): Redis {
   // Cluster and Redis share the command surface we use (get/set/evalsha/defineCommand).
   return new Cluster([{ host: u.hostname, port: Number(u.port || 6379) }], {
     enableOfflineQueue: false,
+    enableAutoPipelining: true,
     // ElastiCache answers with node IPs its TLS certificate does not name; keep the host name.
     dnsLookup: (address, callback) => callback(null, address),
     redisOptions: { ...options, ...(password ? { password } : {}) },
@@ -199,6 +203,7 @@ export async function createRuntime(env: RuntimeEnv): Promise<Runtime> {
     onClose,
     async close() {
       for (const f of [...onClose].reverse()) await f();
+      await limiter.close();
       await usage.close(Math.max(5000, Math.min(env.drainTimeoutMs, 30_000)));
       telemetry.close();
       if (redis) await redis.quit().catch(() => redis.disconnect());

@@ -75,7 +75,7 @@ describe('per-key limits', () => {
     });
     // Each reserves ~600 tokens; without reconciliation the second would exceed 1000.
     const a = await svc.http('POST', '/v1/chat/completions', { key, body: body({ max_tokens: 590 }) });
-    await new Promise((r) => setTimeout(r, 50));
+    await new Promise((r) => setTimeout(r, 100));
     const b = await svc.http('POST', '/v1/chat/completions', { key, body: body({ max_tokens: 590 }) });
     upstream.reset();
     expect([a.status, b.status]).toEqual([200, 200]);
@@ -89,7 +89,7 @@ describe('per-key limits', () => {
       usage: { prompt_tokens: 15, completion_tokens: 10 },
     });
     const first = await svc.http('POST', '/v1/chat/completions', { key, body: body({ max_tokens: 10 }) });
-    await new Promise((r) => setTimeout(r, 50));
+    await new Promise((r) => setTimeout(r, 100));
     const second = await svc.http('POST', '/v1/chat/completions', { key, body: body({ max_tokens: 10 }) });
     upstream.reset();
     expect(first.status).toBe(200);
@@ -109,7 +109,7 @@ describe('per-key limits', () => {
       usage: { prompt_tokens: 20, completion_tokens: 10 },
     });
     const first = await svc.http('POST', '/v1/chat/completions', { key, body: body({ max_tokens: 10 }) });
-    await new Promise((r) => setTimeout(r, 50));
+    await new Promise((r) => setTimeout(r, 100));
     const second = await svc.http('POST', '/v1/chat/completions', { key, body: body({ max_tokens: 10 }) });
     upstream.reset();
     expect(first.status).toBe(200);

@@ -1,4 +1,4 @@
-import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import {
   type DynamoDBDocumentClient,
   GetCommand,
@@ -54,13 +54,6 @@ function randomToken(len: number): string {
 /** A new key: `sk-tg-` + 40 base62 characters (~238 bits). */
 export function generateKey(): string {
   return `sk-tg-${randomToken(40)}`;
-}
-
-/** Constant-time string comparison (admin key). */
-export function safeEqual(a: string, b: string): boolean {
-  const ha = createHash('sha256').update(a).digest();
-  const hb = createHash('sha256').update(b).digest();
-  return timingSafeEqual(ha, hb);
 }
 
 /** Public view of a key record (admin API). */
@@ -244,8 +237,12 @@ export class Authenticator {
     private readonly ttlMs = 1000,
   ) {}
 
-  async authenticate(key: string): Promise<Principal | null> {
-    const h = hashKey(key);
+  authenticate(key: string): Promise<Principal | null> {
+    return this.authenticateHash(hashKey(key));
+  }
+
+  /** The same for a key already hashed (the request path hashes once). */
+  async authenticateHash(h: string): Promise<Principal | null> {
     const now = Date.now();
     const hit = this.cache.get(h);
     if (hit && now - hit.at < this.ttlMs) return hit.value;

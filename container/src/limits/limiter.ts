@@ -208,6 +208,15 @@ export interface LimiterOptions {
   store: LimiterStore;
   failureMode: 'open' | 'closed';
   telemetry: Telemetry;
+  /** Reconciliations are merged per key and window and written this often. @default 20 */
+  reconcileIntervalMs?: number;
+}
+
+interface PendingReconcile {
+  keyId: string;
+  at: number;
+  tokens: number;
+  costMicro: number;
 }
 
 /**
@@ -216,7 +225,14 @@ export interface LimiterOptions {
  */
 export class Limiter {
   private lastWarn = 0;
-  constructor(private readonly opts: LimiterOptions) {}
+  private pending = new Map<string, PendingReconcile>();
+  private flushing: Promise<void> | null = null;
+  private readonly timer: NodeJS.Timeout;
+
+  constructor(private readonly opts: LimiterOptions) {
+    this.timer = setInterval(() => void this.flush(), opts.reconcileIntervalMs ?? 20);
+    this.timer.unref();
+  }
 
   async admit(keyId: string, limits: Limits, tokens: number, costUsd: number): Promise<AdmissionResult> {
     const rpm = limits.rpm ?? 0;
@@ -301,16 +317,48 @@ export class Limiter {
     }
   }
 
-  /** Charge the real usage: give back what was reserved but not used. Never throws. */
-  async reconcile(r: Reservation | null, actualTokens: number, actualCostUsd: number): Promise<void> {
+  /**
+   * Charge the real usage: give back what was reserved but not used. Deltas are merged per key
+   * and minute window and written every few milliseconds, so a busy key costs one Redis call
+   * per interval instead of one per request. Never throws.
+   */
+  reconcile(r: Reservation | null, actualTokens: number, actualCostUsd: number): void {
     if (!r) return;
     const tokenDelta = actualTokens - r.tokens;
     const costDelta = Math.ceil(actualCostUsd * 1e6) - r.costMicroUsd;
     if (tokenDelta === 0 && costDelta === 0) return;
-    try {
-      await this.opts.store.reconcile(r.keyId, r.at, tokenDelta, costDelta);
-    } catch (err) {
-      this.warn(err);
+    const window = Math.floor(r.at / WINDOW_MS);
+    const k = `${r.keyId}\0${window}\0${Math.floor(r.at / 86_400_000)}`;
+    const p = this.pending.get(k);
+    if (p) {
+      p.tokens += tokenDelta;
+      p.costMicro += costDelta;
+    } else {
+      this.pending.set(k, { keyId: r.keyId, at: r.at, tokens: tokenDelta, costMicro: costDelta });
     }
+  }
+
+  /** Write the merged reconciliations now (timer, shutdown, end of a Lambda invocation). */
+  flush(): Promise<void> {
+    if (this.pending.size === 0) return this.flushing ?? Promise.resolve();
+    const batch = this.pending;
+    this.pending = new Map();
+    const run = Promise.all(
+      [...batch.values()].map(async (p) => {
+        if (p.tokens === 0 && p.costMicro === 0) return;
+        try {
+          await this.opts.store.reconcile(p.keyId, p.at, p.tokens, p.costMicro);
+        } catch (err) {
+          this.warn(err);
+        }
+      }),
+    ).then(() => undefined);
+    this.flushing = run;
+    return run;
+  }
+
+  async close(): Promise<void> {
+    clearInterval(this.timer);
+    await this.flush();
   }
 }

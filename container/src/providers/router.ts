@@ -42,21 +42,35 @@ export class ModelRouter {
   private readonly entries = new Map<string, ModelEntry>();
 
   constructor(models: ModelConfig[], { defaultBaseUrl, env = process.env }: RouterOptions = {}) {
-    const providers = new Map<string, Provider>();
     const created = Math.floor(Date.now() / 1000);
+    // Models on one upstream (base URL + key) share one SDK client and connection pool, sized
+    // for all their concurrency slots so a slot never waits for a socket.
+    const upstreams = new Map<string, { baseUrl: string; keyEnv: string; connections: number }>();
+    const upstreamOf = (m: ModelConfig) => {
+      const baseUrl = m.baseUrl ?? defaultBaseUrl;
+      if (!baseUrl) throw new Error(`Model '${m.id}' has no baseUrl and OPENAI_BASE_URL is not set.`);
+      const keyEnv = m.apiKeyEnv ?? 'OPENAI_API_KEY';
+      return { key: `${baseUrl}|${keyEnv}`, baseUrl, keyEnv };
+    };
     for (const m of models) {
-      let provider: Provider;
-      if (m.provider === 'simulator') {
-        provider = new SimulatorProvider(m.simulator);
-      } else {
-        const baseUrl = m.baseUrl ?? defaultBaseUrl;
-        if (!baseUrl) throw new Error(`Model '${m.id}' has no baseUrl and OPENAI_BASE_URL is not set.`);
-        const keyEnv = m.apiKeyEnv ?? 'OPENAI_API_KEY';
-        const cacheKey = `${baseUrl}|${keyEnv}`;
-        // Models on the same upstream share one SDK client and connection pool.
-        provider = providers.get(cacheKey) ?? new OpenAIProvider({ baseUrl, apiKey: env[keyEnv] });
-        providers.set(cacheKey, provider);
-      }
+      if (m.provider !== 'openai') continue;
+      const u = upstreamOf(m);
+      const cur = upstreams.get(u.key) ?? { baseUrl: u.baseUrl, keyEnv: u.keyEnv, connections: 0 };
+      cur.connections += m.maxConcurrent;
+      upstreams.set(u.key, cur);
+    }
+    const providers = new Map<string, Provider>();
+    for (const [key, u] of upstreams) {
+      providers.set(
+        key,
+        new OpenAIProvider({ baseUrl: u.baseUrl, apiKey: env[u.keyEnv], connections: u.connections }),
+      );
+    }
+    for (const m of models) {
+      const provider: Provider =
+        m.provider === 'simulator'
+          ? new SimulatorProvider(m.simulator)
+          : (providers.get(upstreamOf(m).key) as Provider);
       const limiter = new ConcurrencyLimiter(m.id, m.maxConcurrent, m.maxQueue, m.queueTimeoutMs);
       this.entries.set(m.id, { config: m, provider, limiter, created });
     }
@@ -155,33 +169,51 @@ function callOptions(entry: ModelEntry, signal: AbortSignal) {
   return { signal, timeoutMs: entry.config.timeoutMs, maxRetries: entry.config.maxRetries };
 }
 
-/** Fails a stream that goes quiet for longer than the model's timeout (504), instead of hanging. */
+/**
+ * Fails a stream that goes quiet for longer than the model's timeout (504) instead of hanging.
+ * One timer per stream, re-armed on each chunk (not a timer and a promise per chunk).
+ */
 function withIdleTimeout(
   it: AsyncIterator<ChatCompletionChunk>,
   timeoutMs: number,
   model: string,
 ): AsyncIterator<ChatCompletionChunk> {
+  let timer: NodeJS.Timeout | undefined;
+  let rejectPending: ((err: Error) => void) | undefined;
+  const fire = () => {
+    timer = undefined;
+    void it.return?.();
+    rejectPending?.(
+      new GatewayTimeoutError(`The upstream model '${model}' stopped sending for ${timeoutMs} ms.`),
+    );
+  };
+  const stop = () => {
+    if (timer) clearTimeout(timer);
+    timer = undefined;
+  };
   return {
     next: () =>
       new Promise((resolve, reject) => {
-        const timer = setTimeout(() => {
-          void it.return?.();
-          reject(
-            new GatewayTimeoutError(`The upstream model '${model}' stopped sending for ${timeoutMs} ms.`),
-          );
-        }, timeoutMs);
+        rejectPending = reject;
+        if (timer) timer.refresh();
+        else {
+          timer = setTimeout(fire, timeoutMs);
+          // An abandoned stream must not keep the process alive at shutdown.
+          timer.unref();
+        }
         it.next().then(
           (r) => {
-            clearTimeout(timer);
+            if (r.done) stop();
             resolve(r);
           },
           (e: unknown) => {
-            clearTimeout(timer);
+            stop();
             reject(e);
           },
         );
       }),
     return: async () => {
+      stop();
       await it.return?.();
       return { done: true, value: undefined };
     },
