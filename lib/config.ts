@@ -3,7 +3,7 @@
  * context and an optional config file), `parseConfig` validates them once and merges the
  * profile defaults from `lib/defaults.ts`; constructs receive the result as props.
  *
- * Every field is documented in docs/deploy.md ("Configuration").
+ * Every field is documented in README.md ("Configuration").
  */
 import { readFileSync } from 'node:fs';
 import { extname } from 'node:path';

@@ -4,7 +4,7 @@
  * own defaults for anything a user can set.
  *
  * Two profiles: `small` (dev, staging, demos: sized to stay under about $60/month idle,
- * see docs/deploy.md) and `production` (multi-AZ, more headroom, data retained).
+ * see README.md) and `production` (multi-AZ, more headroom, data retained).
  */
 import { DEFAULT_METRICS_NAMESPACE } from '../container/src/config/contract';
 
@@ -13,7 +13,7 @@ export type ProfileName = 'small' | 'production';
 
 /**
  * The values a profile supplies. Each field is a deployment config field of the same path
- * (docs/deploy.md has the table with both profiles' values).
+ * (README.md has the table with both profiles' values).
  */
 export interface ProfileDefaults {
   /** `retain` keeps tables, secrets, log groups and a final cache snapshot when the stack is deleted. */

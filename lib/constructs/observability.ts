@@ -23,9 +23,9 @@ import type { ChatService } from './chat-service';
 import type { Data } from './data';
 
 /** The document holding one runbook paragraph per alarm. */
-export const RUNBOOK_DOCUMENT = 'docs/deploy.md';
+export const RUNBOOK_DOCUMENT = 'README.md';
 
-/** The runbook link of an alarm (a heading `### Runbook: <title>` in docs/deploy.md). */
+/** The runbook link of an alarm (a heading `#### Runbook: <title>` in README.md). */
 export function runbookLink(slug: string): string {
   return `${RUNBOOK_DOCUMENT}#runbook-${slug}`;
 }

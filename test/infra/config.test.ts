@@ -282,7 +282,7 @@ describe('bin/app.ts', () => {
   });
 });
 
-describe('docs/deploy.md', () => {
+describe('README.md', () => {
   /** Dotted paths of every leaf field of the schema (records count as leaves). */
   function fieldPaths(schema: z.ZodType, prefix = ''): string[] {
     const inner = schema instanceof z.ZodOptional ? (schema.unwrap() as z.ZodType) : schema;
@@ -293,7 +293,7 @@ describe('docs/deploy.md', () => {
   }
 
   it('documents every config field in the configuration table', () => {
-    const doc = readFileSync(path.join(SOURCE_ROOT, 'docs', 'deploy.md'), 'utf8');
+    const doc = readFileSync(path.join(SOURCE_ROOT, 'README.md'), 'utf8');
     const rows = new Set([...doc.matchAll(/^\| `([a-zA-Z0-9.]+)` \|/gm)].map((m) => m[1]));
     const fields = fieldPaths(configInputSchema);
     expect(fields.length).toBeGreaterThan(50);

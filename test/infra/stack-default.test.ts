@@ -1,3 +1,5 @@
+import { readFileSync } from 'node:fs';
+import * as path from 'node:path';
 /**
  * The default (small profile) stack: synthesised once, then a snapshot, cdk-nag, and one
  * assertion per invariant the deployment promises.
@@ -458,10 +460,22 @@ describe('observability', () => {
         'Tollgate-dev-Worker-Fault-Count-Critical',
       ].sort(),
     );
+    // Every runbook link lands on a `Runbook: ...` heading of the README.
+    const readme = readFileSync(path.join(__dirname, '..', '..', 'README.md'), 'utf8');
+    const anchors = new Set(
+      [...readme.matchAll(/^#+ (Runbook: .+)$/gm)].map((m) =>
+        (m[1] as string)
+          .toLowerCase()
+          .replace(/[^a-z0-9 -]/g, '')
+          .replace(/ /g, '-'),
+      ),
+    );
     for (const alarm of Object.values(alarms)) {
       expect(alarm['AlarmActions']).toEqual([topicRef()]);
       expect(alarm['OKActions']).toEqual([topicRef()]);
-      expect(alarm['AlarmDescription']).toMatch(/Runbook: docs\/deploy\.md#runbook-/);
+      const link = /Runbook: README\.md#(runbook-[a-z0-9-]+)/.exec(String(alarm['AlarmDescription']));
+      expect(link).not.toBeNull();
+      expect(anchors).toContain(link?.[1]);
     }
   });
 
