@@ -1,9 +1,9 @@
-import { readFileSync } from 'node:fs';
-import * as path from 'node:path';
 /**
  * The default (small profile) stack: synthesised once, then a snapshot, cdk-nag, and one
  * assertion per invariant the deployment promises.
  */
+import { readFileSync } from 'node:fs';
+import * as path from 'node:path';
 import { Match, type Template } from 'aws-cdk-lib/assertions';
 import {
   CONTAINER_PORT,
