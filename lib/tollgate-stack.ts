@@ -107,6 +107,7 @@ export class TollgateStack extends Stack {
       logLevel: c.service.logLevel,
       ...(c.service.limiterFailureMode !== undefined && { limiterFailureMode: c.service.limiterFailureMode }),
       queueMaxDepth: c.worker.queueMaxDepth,
+      workerConcurrency: c.worker.maxConcurrency,
       cpu: c.service.cpu,
       memoryLimitMiB: c.service.memoryMiB,
       cpuArchitecture:

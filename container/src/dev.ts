@@ -6,7 +6,7 @@
 import { randomBytes } from 'node:crypto';
 import { readEnv } from './config/env';
 import { ConfigError } from './config/service-config';
-import { localPlugins } from './local/plugins';
+import { startDevWorker } from './local/poller';
 import { startLocalStack } from './local/stack';
 import { main } from './server';
 
@@ -20,10 +20,10 @@ async function dev(): Promise<void> {
   const devKey = key('TOLLGATE_DEV_API_KEY', 'sk-tg-dev-');
   const adminKey = key('TOLLGATE_ADMIN_API_KEY', 'sk-tg-admin-');
   const env = readEnv();
-  const plugins = await localPlugins();
-  const server = await main(env, plugins.routes);
-  await plugins.start(server.runtime);
+  const server = await main(env);
+  // onClose runs in reverse: the poller stops before the emulators it polls.
   server.runtime.onClose.push(() => stack.stop());
+  await startDevWorker(server.runtime);
 
   const base = server.url;
   const upstream =

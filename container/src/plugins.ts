@@ -1,5 +1,6 @@
 import type { RoutePlugin } from './app';
 import { registerAssistantRoutes } from './conversations/routes';
+import { registerAsyncRoutes } from './jobs/routes';
 
 /** The route groups beyond the core chat API that every deployment serves. */
-export const servicePlugins: RoutePlugin[] = [registerAssistantRoutes];
+export const servicePlugins: RoutePlugin[] = [registerAsyncRoutes, registerAssistantRoutes];

@@ -107,10 +107,17 @@ export interface ChatServiceProps {
    */
   readonly limiterFailureMode?: 'open' | 'closed';
   /**
-   * Queue depth above which `POST /v1/chat/async` answers 503.
-   * @default - no limit in the runtime
+   * Visible jobs above which POST /v1/chat/async answers 503 queue_full
+   * (`TOLLGATE_QUEUE_MAX_DEPTH`).
+   * @default the runtime's default (10,000)
    */
   readonly queueMaxDepth?: number;
+  /**
+   * The worker's maximum concurrency, reported by GET /admin/queue
+   * (`TOLLGATE_WORKER_CONCURRENCY`).
+   * @default the runtime's default (5)
+   */
+  readonly workerConcurrency?: number;
   /**
    * Task CPU units.
    * @default 256
@@ -281,6 +288,9 @@ export class ChatService extends Construct {
       ...(props.serviceConfigJson !== undefined && { [ENV.configJson]: props.serviceConfigJson }),
       ...(props.limiterFailureMode !== undefined && { [ENV.limiterFailureMode]: props.limiterFailureMode }),
       ...(props.queueMaxDepth !== undefined && { [ENV.queueMaxDepth]: String(props.queueMaxDepth) }),
+      ...(props.workerConcurrency !== undefined && {
+        [ENV.workerConcurrency]: String(props.workerConcurrency),
+      }),
     };
     const secrets: Record<string, ecs.Secret> = {
       [ENV.adminApiKey]: ecs.Secret.fromSecretsManager(props.adminApiKey),

@@ -12,8 +12,9 @@ import {
   SendMessageCommand,
   SQSClient,
 } from '@aws-sdk/client-sqs';
-import { QueryCommand, ScanCommand } from '@aws-sdk/lib-dynamodb';
+import { QueryCommand, ScanCommand, UpdateCommand } from '@aws-sdk/lib-dynamodb';
 import type { Context, SQSRecord } from 'aws-lambda';
+import OpenAI from 'openai';
 import { SERVICE_NAMES } from '../../container/src/config/contract';
 import { readEnv } from '../../container/src/config/env';
 import { type JobRow, JobStore } from '../../container/src/jobs/job-store';
@@ -47,6 +48,8 @@ interface Delivery {
   messageId: string;
   receiveCount: number;
   hasRequest: boolean;
+  /** The invocation returned (its usage records were flushed). */
+  done: boolean;
 }
 const deliveries: Delivery[] = [];
 const dlqDeliveries: Delivery[] = [];
@@ -82,6 +85,7 @@ function models(u: MockUpstream, opts: { retired: boolean }) {
 function spied(h: SqsBatchHandler, into: Delivery[]): SqsBatchHandler {
   return async (event, context) => {
     const batch = ++batchSeq;
+    const mine: Delivery[] = [];
     for (const r of event.Records) {
       let body: { jobId?: unknown; request?: unknown } = {};
       try {
@@ -89,15 +93,22 @@ function spied(h: SqsBatchHandler, into: Delivery[]): SqsBatchHandler {
       } catch {
         // an unreadable message: recorded without a job id
       }
-      into.push({
+      const d: Delivery = {
         batch,
         jobId: typeof body.jobId === 'string' ? body.jobId : undefined,
         messageId: r.messageId,
         receiveCount: Number(r.attributes.ApproximateReceiveCount),
         hasRequest: body.request !== undefined,
-      });
+        done: false,
+      };
+      into.push(d);
+      mine.push(d);
     }
-    return h(event, context);
+    try {
+      return await h(event, context);
+    } finally {
+      for (const d of mine) d.done = true;
+    }
   };
 }
 
@@ -199,15 +210,31 @@ async function status(key: string, id: string) {
 }
 
 /** Polls the status URL until the job is completed or failed. */
+/**
+ * Polls the status URL until the job is completed or failed, and until every invocation that
+ * got the job returned: the status is written before the invocation flushes its usage.
+ */
 async function settled(key: string, id: string, timeoutMs = 15_000) {
-  return eventually(
+  const job = await eventually(
     async () => {
       const r = await status(key, id);
-      const job = r.json();
-      return job.status === 'completed' || job.status === 'failed' ? job : undefined;
+      const j = r.json();
+      return j.status === 'completed' || j.status === 'failed' ? j : undefined;
     },
     timeoutMs,
     50,
+  );
+  await invocationsReturned([id]);
+  return job;
+}
+
+/** Every poller invocation (worker or DLQ handler) that got one of these jobs has returned. */
+async function invocationsReturned(ids: string[], timeoutMs = 15_000): Promise<void> {
+  const want = new Set(ids);
+  await eventually(
+    () => [...deliveries, ...dlqDeliveries].every((d) => d.done || !want.has(d.jobId ?? '')),
+    timeoutMs,
+    20,
   );
 }
 
@@ -398,6 +425,26 @@ describe('submitting a job', () => {
     expect(job.started).toBeLessThanOrEqual(job.completed);
   });
 
+  it('works with the official openai SDK (generic post/get), errors included', async () => {
+    const { key } = await premiumKey();
+    const client = svc.client(key);
+    const job = await client.post<{ id: string; status: string }>('/chat/async', {
+      body: { model: 'mock-small', messages: user('from the SDK') },
+      headers: { 'Idempotency-Key': marker() },
+    });
+    expect(job.status).toBe('queued');
+    const done = await eventually(async () => {
+      const j = await client.get<{ status: string; result: { object: string } | null }>(
+        `/chat/async/${job.id}`,
+      );
+      return j.status === 'completed' ? j : undefined;
+    }, 10_000);
+    expect(done.result?.object).toBe('chat.completion');
+    await expect(client.get(`/chat/async/job_${'f'.repeat(32)}`)).rejects.toBeInstanceOf(
+      OpenAI.NotFoundError,
+    );
+  });
+
   it('serves the same API under /api/v1/chat/async and /api/v1/requests/{id}', async () => {
     const { key } = await premiumKey();
     const r = await submit(key, { model: 'mock-small', messages: user('via api') }, {}, '/api/v1/chat/async');
@@ -565,7 +612,7 @@ describe('job status', () => {
     expect((await svc.http('GET', `/api/v1/requests/${id}`, { key: bob.key })).status).toBe(404);
   });
 
-  it('answers 404 for a malformed id without reading the table', async () => {
+  it('answers 404 for a malformed id', async () => {
     const { key } = await premiumKey();
     const r = await status(key, 'not-a-job');
     expect(r.status).toBe(404);
@@ -589,18 +636,37 @@ describe('job status', () => {
 
   it('fails a job whose model was removed from the catalogue before it ran', async () => {
     const { key } = await premiumKey();
-    const { id } = (await submit(key, { model: 'mock-retired', messages: user('old model') })).json();
+    const m = marker();
+    const { id } = (await submit(key, { model: 'mock-retired', messages: user(m) })).json();
     const job = await settled(key, id);
     expect(job.status).toBe('failed');
     expect(job.error).toMatchObject({ code: 'model_not_found', param: 'model' });
-    expect(upstream.requests).toHaveLength(0);
+    expect(upstreamCalls(m)).toBe(0);
+  });
+
+  it('gives the unused part of the reservation back when the job completes', async () => {
+    // Each job reserves its prompt plus max output (256) against a TPM of 600: two fit, a third
+    // does not until the worker charged the two with their real (tiny) usage.
+    const { key } = await premiumKey({ tpm: 600 });
+    const a = await submit(key, { model: 'mock-small', messages: user('one') });
+    const b = await submit(key, { model: 'mock-small', messages: user('two') });
+    expect([a.status, b.status]).toEqual([202, 202]);
+    expect((await submit(key, { model: 'mock-small', messages: user('three') })).status).toBe(429);
+    await settled(key, a.json().id);
+    await settled(key, b.json().id);
+    const third = await eventually(async () => {
+      const r = await submit(key, { model: 'mock-small', messages: user('three') });
+      return r.status === 202 ? r : undefined;
+    }, 3000);
+    await settled(key, third.json().id);
   });
 
   it('fails the jobs of a key revoked before they ran', async () => {
     await stopWorker();
     try {
       const { key, id: keyId } = await premiumKey();
-      const { id } = (await submit(key, { model: 'mock-small', messages: user('revoked') })).json();
+      const m = marker();
+      const { id } = (await submit(key, { model: 'mock-small', messages: user(m) })).json();
       expect((await svc.http('DELETE', `/admin/keys/${keyId}`, { key: ADMIN_KEY })).status).toBe(200);
       await startWorker();
       const row = await eventually(async () => {
@@ -608,7 +674,7 @@ describe('job status', () => {
         return j?.status === 'failed' ? j : undefined;
       }, 10_000);
       expect(row.error).toMatchObject({ code: 'key_revoked', status: 401 });
-      expect(upstream.requests).toHaveLength(0);
+      expect(upstreamCalls(m)).toBe(0);
     } finally {
       if (!worker) await startWorker();
     }
@@ -634,6 +700,7 @@ describe('worker', () => {
       30_000,
       200,
     );
+    await invocationsReturned(ids);
     expect(upstreamCalls(tag)).toBe(200);
     const rows = await usageRows(owner);
     expect(rows).toHaveLength(200);
@@ -657,6 +724,7 @@ describe('worker', () => {
       15_000,
       100,
     );
+    await invocationsReturned(ids);
     const victimId = ids[2] as string;
     const first = deliveries.find((d) => d.jobId === victimId);
     const batch = deliveries.filter((d) => d.batch === first?.batch).map((d) => d.jobId);
@@ -690,9 +758,9 @@ describe('worker', () => {
 
   it('acknowledges a redelivered message for a finished job and does nothing', async () => {
     const { key, owner } = await premiumKey();
-    const { id } = (await submit(key, { model: 'mock-small', messages: user('once') })).json();
+    const m = marker();
+    const { id } = (await submit(key, { model: 'mock-small', messages: user(m) })).json();
     await settled(key, id);
-    const calls = upstream.requests.length;
     const message: Message = {
       MessageId: randomUUID(),
       ReceiptHandle: 'stale-receipt',
@@ -700,7 +768,7 @@ describe('worker', () => {
     };
     const res = await handler({ Records: [recordOf(message, await queueArn())] }, contextWith(30_000));
     expect(res.batchItemFailures).toEqual([]);
-    expect(upstream.requests.length).toBe(calls);
+    expect(upstreamCalls(m)).toBe(1);
     expect(await usageRows(owner)).toHaveLength(1);
   });
 
@@ -708,8 +776,9 @@ describe('worker', () => {
     await stopWorker();
     try {
       const { key, owner } = await premiumKey();
-      upstream.enqueue('mock-small', { kind: 'reply', content: 'slow', delayMs: 300 });
-      const { id } = (await submit(key, { model: 'mock-small', messages: user(`twice ${marker()}`) })).json();
+      upstream.setDefault('flaky-up', { kind: 'reply', content: 'slow', delayMs: 300 });
+      const mk = marker();
+      const { id } = (await submit(key, { model: 'mock-flaky', messages: user(mk) })).json();
       const [m] = await takeMessages([id]);
       const record = recordOf(m as Message, await queueArn());
       const [a, b] = await Promise.all([
@@ -719,7 +788,7 @@ describe('worker', () => {
       // One delivery ran it; the other was told to come back after the lease.
       expect([a.batchItemFailures.length, b.batchItemFailures.length].sort()).toEqual([0, 1]);
       expect((await jobStore().get(id))?.status).toBe('completed');
-      expect(upstream.requests).toHaveLength(1);
+      expect(upstreamCalls(mk)).toBe(1);
       expect(await usageRows(owner)).toHaveLength(1);
       await sqs.send(
         new DeleteMessageCommand({
@@ -737,7 +806,8 @@ describe('worker', () => {
     let restarted = false;
     try {
       const { key, owner } = await premiumKey();
-      const { id } = (await submit(key, { model: 'mock-small', messages: user(`late ${marker()}`) })).json();
+      const mk = marker();
+      const { id } = (await submit(key, { model: 'mock-small', messages: user(mk) })).json();
       const [m] = await takeMessages([id]);
       const res = await handler(
         { Records: [recordOf(m as Message, await queueArn())] },
@@ -747,11 +817,41 @@ describe('worker', () => {
       const row = await jobStore().get(id);
       expect(row).toMatchObject({ status: 'queued' });
       expect(row?.attempts).toBeUndefined();
-      expect(upstream.requests).toHaveLength(0);
+      expect(upstreamCalls(mk)).toBe(0);
       // Released at once for the next invocation, which completes it.
       await startWorker();
       restarted = true;
       expect(await settled(key, id)).toMatchObject({ status: 'completed', error: null });
+      expect(await usageRows(owner)).toHaveLength(1);
+    } finally {
+      if (!restarted) await startWorker();
+    }
+  });
+
+  it('aborts a model call still running at the deadline margin and releases its job for redelivery', async () => {
+    await stopWorker();
+    let restarted = false;
+    try {
+      const { key, owner } = await premiumKey();
+      upstream.setDefault('flaky-up', { kind: 'hang' });
+      const mk = marker();
+      const { id } = (await submit(key, { model: 'mock-flaky', messages: user(mk) })).json();
+      const [m] = await takeMessages([id]);
+      const started = Date.now();
+      const res = await handler(
+        { Records: [recordOf(m as Message, await queueArn())] },
+        contextWith(MARGIN_MS + 500),
+      );
+      // Given up at the margin, not at the model's 2 s timeout.
+      expect(Date.now() - started).toBeLessThan(1800);
+      expect(res.batchItemFailures).toEqual([{ itemIdentifier: m?.MessageId }]);
+      expect(upstream.requests.find((r) => JSON.stringify(r.body).includes(mk))?.aborted).toBe(true);
+      expect(await jobStore().get(id)).toMatchObject({ status: 'queued', attempts: 1 });
+      upstream.setDefault('flaky-up', { kind: 'reply', content: 'finally' });
+      await startWorker();
+      restarted = true;
+      expect(await settled(key, id)).toMatchObject({ status: 'completed' });
+      expect(upstreamCalls(mk)).toBe(2);
       expect(await usageRows(owner)).toHaveLength(1);
     } finally {
       if (!restarted) await startWorker();
@@ -784,6 +884,52 @@ describe('worker', () => {
     }, 10_000);
     expect(stats.dlq).toEqual({ visible: 0, in_flight: 0 });
   }, 30_000);
+});
+
+describe('job store', () => {
+  /** A document client that sends each UpdateItem twice, like an SDK retry after a lost answer. */
+  function retryingStore(): JobStore {
+    const doc = workerRt.doc;
+    const twice = {
+      send: async (cmd: Parameters<typeof doc.send>[0]) => {
+        if (cmd instanceof UpdateCommand) {
+          await doc.send(cmd);
+        }
+        return doc.send(cmd);
+      },
+    } as unknown as typeof doc;
+    return new JobStore(twice, workerRt.env.tables.jobs);
+  }
+
+  async function queuedJob(): Promise<JobRow> {
+    const { key } = await premiumKey();
+    await stopWorker();
+    try {
+      const { id } = (await submit(key, { model: 'mock-small', messages: user(marker()) })).json();
+      await takeMessages([id]);
+      return (await jobStore().get(id)) as JobRow;
+    } finally {
+      await startWorker();
+    }
+  }
+
+  it('treats a claim and a final write whose first answer was lost (then retried) as won', async () => {
+    const job = await queuedJob();
+    const store = retryingStore();
+    const claim = await store.claim(job.jobId, Date.now(), Date.now() + 30_000);
+    expect(claim).toMatchObject({ kind: 'claimed', attempt: 1 });
+    const completion = {
+      id: 'c',
+      object: 'chat.completion' as const,
+      created: 0,
+      model: 'mock-small',
+      choices: [],
+    };
+    expect(await store.complete(job.jobId, 1, Date.now(), completion, undefined)).toBe(true);
+    // A stale attempt still loses.
+    expect(await store.complete(job.jobId, 0, Date.now(), completion, undefined)).toBe(false);
+    expect(await jobStore().get(job.jobId)).toMatchObject({ status: 'completed', attempts: 1 });
+  });
 });
 
 describe('GET /admin/queue', () => {

@@ -116,7 +116,17 @@ export function createWorkerHandler(rt: Runtime, opts: WorkerHandlerOptions = {}
       });
     } finally {
       clearTimeout(timer);
+      // Usage recorded in this invocation must land before it returns: a frozen or recycled
+      // container would keep it buffered, or lose it. Failed writes are retried (with the
+      // recorder's backoff) while time is left.
       await rt.usage.flush();
+      // Bounded: with the local poller, concurrent invocations keep adding records.
+      for (let round = 0; round < 5 && rt.usage.pending > 0 && Date.now() < deadline - 1000; round++)
+        await rt.usage.flush();
+      if (rt.usage.pending > 0)
+        logger.error('usage records still unwritten at the end of an invocation', {
+          pending: rt.usage.pending,
+        });
       rt.telemetry.flush();
     }
   };

@@ -1,0 +1,226 @@
+/**
+ * The processes under test and their dependencies: redis-server, the AWS stand-ins, the mock
+ * upstream, Tollgate (built, `node container/dist/server.js`) and the Portkey gateway.
+ */
+import { execFile } from 'node:child_process';
+import type { Agent } from 'node:http';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+import { getFreePort } from '../../container/src/local/ports';
+import { startRedisServer } from '../../container/src/local/redis';
+import { type HttpResponse, httpRequest } from './load';
+import { type Child, sleep, spawnChild, track } from './procs';
+
+export const ROOT = join(__dirname, '..', '..');
+const TSX_LOADER = ['--import', 'tsx'];
+
+export const PORTKEY_PACKAGE = '@portkey-ai/gateway@1.15.2';
+
+export async function startRedis(): Promise<{ url: string; pid: number; port: number }> {
+  const r = await startRedisServer();
+  if (!r) throw new Error('redis-server is not on PATH (apt-get install redis-server)');
+  track('redis-server', () => r.stop());
+  return { url: r.url, pid: r.pid, port: r.port };
+}
+
+/** dynalite + local-aws-sqs with the tables and queues, in their own process. */
+export async function startStack(): Promise<{ child: Child; env: Record<string, string> }> {
+  const { child, match } = await spawnChild(
+    'aws-stand-ins',
+    process.execPath,
+    [...TSX_LOADER, join(ROOT, 'bench', 'stack-process.ts'), 'tgbench'],
+    { cwd: ROOT, ready: /^STACK_ENV=(.+)$/m, readyTimeoutMs: 60_000 },
+  );
+  return { child, env: JSON.parse(match?.[1] ?? '{}') as Record<string, string> };
+}
+
+export interface UpstreamPorts {
+  main: number;
+  streams: number[];
+}
+
+/** The mock upstream process (see upstream-process.ts). */
+export async function startUpstream(opts: {
+  streamListeners: number;
+  tokens: number;
+  shortTokens: number;
+  intervalMs: number;
+}): Promise<{ child: Child; ports: UpstreamPorts }> {
+  const { child, match } = await spawnChild(
+    'mock-upstream',
+    process.execPath,
+    [
+      ...TSX_LOADER,
+      join(ROOT, 'bench', 'upstream-process.ts'),
+      '--stream-listeners',
+      String(opts.streamListeners),
+      '--tokens',
+      String(opts.tokens),
+      '--short-tokens',
+      String(opts.shortTokens),
+      '--interval-ms',
+      String(opts.intervalMs),
+    ],
+    { cwd: ROOT, ready: /^UPSTREAM_PORTS=(.+)$/m, readyTimeoutMs: 60_000 },
+  );
+  return { child, ports: JSON.parse(match?.[1] ?? '{}') as UpstreamPorts };
+}
+
+/** Poll `probe` until it resolves truthy or the child exits or the time is up. */
+async function waitUntil(
+  name: string,
+  child: Child,
+  probe: () => Promise<boolean>,
+  timeoutMs: number,
+): Promise<void> {
+  let exited = false;
+  void child.exited.then(() => {
+    exited = true;
+  });
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    if (exited) throw new Error(`${name} exited before it answered:\n${child.output()}`);
+    try {
+      if (await probe()) return;
+    } catch {
+      // not listening yet
+    }
+    if (Date.now() > deadline)
+      throw new Error(`${name} did not answer within ${timeoutMs} ms:\n${child.output()}`);
+    await sleep(100);
+  }
+}
+
+export interface TollgateOptions {
+  name: string;
+  env: Record<string, string>;
+  /** POWERTOOLS_LOG_LEVEL. */
+  logLevel: 'WARN' | 'INFO';
+  /** Write a V8 CPU profile to this directory/name on exit. */
+  cpuProfile?: { dir: string; name: string };
+}
+
+export interface Tollgate {
+  child: Child;
+  url: string;
+  port: number;
+}
+
+/**
+ * The production entry (`node container/dist/server.js`) with stdout to /dev/null: at INFO
+ * that is one JSON line per request written by the process, as in production, without the
+ * benchmark paying to read it. Ready once `GET /health` answers 200.
+ */
+export async function startTollgate(agent: Agent, opts: TollgateOptions): Promise<Tollgate> {
+  const port = await getFreePort();
+  const env: NodeJS.ProcessEnv = { ...process.env };
+  // Whatever the shell has, the run decides these.
+  for (const k of Object.keys(env)) {
+    if (k.startsWith('POWERTOOLS_') || k.startsWith('TOLLGATE_') || k.startsWith('AWS_ENDPOINT'))
+      delete env[k];
+  }
+  delete env['REDIS_URL'];
+  delete env['NODE_OPTIONS'];
+  Object.assign(env, opts.env, {
+    PORT: String(port),
+    HOST: '127.0.0.1',
+    POWERTOOLS_LOG_LEVEL: opts.logLevel,
+    NODE_ENV: 'production',
+  });
+  const args: string[] = [];
+  if (opts.cpuProfile) {
+    args.push(
+      '--cpu-prof',
+      `--cpu-prof-dir=${opts.cpuProfile.dir}`,
+      `--cpu-prof-name=${opts.cpuProfile.name}`,
+    );
+  }
+  args.push(join(ROOT, 'container', 'dist', 'server.js'));
+  const { child } = await spawnChild(opts.name, process.execPath, args, {
+    cwd: ROOT,
+    env,
+    stdout: 'devnull',
+  });
+  const url = `http://127.0.0.1:${port}`;
+  await waitUntil(
+    opts.name,
+    child,
+    async () => (await httpRequest(agent, `${url}/health`, { timeoutMs: 1000 })).status === 200,
+    30_000,
+  );
+  return { child, url, port };
+}
+
+/**
+ * Where npx keeps the Portkey gateway's entry script (fetched from the npm registry on the
+ * first run). Run directly with node so the measured pid is the gateway itself, not npx.
+ */
+export async function resolvePortkey(): Promise<string> {
+  const run = promisify(execFile);
+  const { stdout } = await run(
+    'npx',
+    [
+      '-y',
+      '-p',
+      PORTKEY_PACKAGE,
+      '-c',
+      'node -e "console.log(require(\'fs\').realpathSync(process.argv[1]))" "$(command -v gateway)"',
+    ],
+    { cwd: '/tmp', timeout: 300_000, maxBuffer: 1 << 20 },
+  );
+  const path = stdout.trim().split('\n').pop() ?? '';
+  if (!path.endsWith('start-server.js')) throw new Error(`could not locate ${PORTKEY_PACKAGE}: ${stdout}`);
+  return path;
+}
+
+export interface Portkey {
+  child: Child;
+  url: string;
+  port: number;
+}
+
+/** Headers that make Portkey forward to the mock as an OpenAI-compatible provider. */
+export function portkeyHeaders(upstreamPort: number): Record<string, string> {
+  return {
+    'content-type': 'application/json',
+    authorization: 'Bearer anything',
+    'x-portkey-provider': 'openai',
+    'x-portkey-custom-host': `http://127.0.0.1:${upstreamPort}/v1`,
+  };
+}
+
+/**
+ * Portkey's open-source gateway, `--headless` (no request-log console: its cheapest mode) and
+ * NODE_ENV=production. It listens on every interface; only loopback traffic is sent to it.
+ */
+export async function startPortkey(
+  agent: Agent,
+  script: string,
+  upstreamPort: number,
+  probeBody: string,
+): Promise<Portkey> {
+  const port = await getFreePort();
+  const { child } = await spawnChild('portkey', process.execPath, [script, `--port=${port}`, '--headless'], {
+    cwd: '/tmp',
+    env: { ...process.env, NODE_ENV: 'production' },
+    stdout: 'devnull',
+  });
+  const url = `http://127.0.0.1:${port}`;
+  let last: HttpResponse | undefined;
+  await waitUntil(
+    'portkey',
+    child,
+    async () => {
+      last = await httpRequest(agent, `${url}/v1/chat/completions`, {
+        headers: portkeyHeaders(upstreamPort),
+        body: probeBody,
+        timeoutMs: 2000,
+      });
+      return last.status === 200;
+    },
+    60_000,
+  ).catch((err: Error) => {
+    throw new Error(`${err.message}\nlast answer: ${last?.status} ${last?.body.slice(0, 300)}`);
+  });
+  return { child, url, port };
+}

@@ -1,0 +1,8 @@
+/**
+ * Lambda entry: the DLQ handler on the jobs dead-letter queue. Marks jobs whose messages died
+ * as failed; see createDlqHandler in container/src/jobs/worker.ts.
+ */
+import { lambdaEntry } from '../container/src/jobs/lambda-entry';
+import { createDlqHandler } from '../container/src/jobs/worker';
+
+export const handler = lambdaEntry((rt) => createDlqHandler(rt));
