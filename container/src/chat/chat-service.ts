@@ -218,6 +218,23 @@ export function completionText(c: ChatCompletion): string {
   return (m.content ?? '') + (m.tool_calls ? JSON.stringify(m.tool_calls) : '');
 }
 
+/** Feed every chunk of an opened stream to `relay`, then free the model's slot. */
+export async function relayStream(
+  opened: StreamResult,
+  relay: (c: ChatCompletionChunk) => Promise<void> | undefined,
+): Promise<void> {
+  try {
+    await relay(opened.first);
+    for (;;) {
+      const n = await opened.rest.next();
+      if (n.done) break;
+      await relay(n.value);
+    }
+  } finally {
+    opened.release();
+  }
+}
+
 /** Turn a cached completion into the chunks a stream would have sent. */
 export function completionToChunks(c: ChatCompletion, id: string, created: number): ChatCompletionChunk[] {
   const choice = c.choices[0];

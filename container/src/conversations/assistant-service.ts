@@ -1,4 +1,10 @@
-import { type CallSummary, type ChatCall, type ChatService, ChunkAssembler } from '../chat/chat-service';
+import {
+  type CallSummary,
+  type ChatCall,
+  type ChatService,
+  ChunkAssembler,
+  relayStream,
+} from '../chat/chat-service';
 import { isAllowed, routeAuto } from '../chat/prepare';
 import { countMessageTokens } from '../chat/tokens';
 import type { ChatCompletionChunk, ChatMessage } from '../chat/types';
@@ -108,17 +114,7 @@ export class AssistantTurn {
       if (signal.aborted) throw new ClientAbortError();
     };
     try {
-      const opened = await this.call.openStream();
-      try {
-        await relay(opened.first);
-        for (;;) {
-          const n = await opened.rest.next();
-          if (n.done) break;
-          await relay(n.value);
-        }
-      } finally {
-        opened.release();
-      }
+      await relayStream(await this.call.openStream(), relay);
       if (signal.aborted) throw new ClientAbortError();
     } catch (err) {
       // However the upstream reacted to the abort, a client that left is a 499, not an upstream error.

@@ -1,5 +1,11 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
-import { type ChatCall, type ChatService, ChunkAssembler, completionToChunks } from '../chat/chat-service';
+import {
+  type ChatCall,
+  type ChatService,
+  ChunkAssembler,
+  completionToChunks,
+  relayStream,
+} from '../chat/chat-service';
 import type { ChatCompletion, ChatCompletionChunk, Usage } from '../chat/types';
 import { validateChatRequest } from '../chat/validate';
 import { ApiError, InternalServerError } from '../errors';
@@ -133,17 +139,10 @@ async function streamCompletion(
       } finally {
         clearInterval(ping);
       }
-      try {
-        await relay(opened.first);
-        for (;;) {
-          const n = await opened.rest.next();
-          if (n.done) break;
-          await relay(n.value);
-          if (sse.closed) throw new ClientAbortError();
-        }
-      } finally {
-        opened.release();
-      }
+      await relayStream(opened, async (c) => {
+        await relay(c);
+        if (sse.closed) throw new ClientAbortError();
+      });
       if (ac.signal.aborted) throw new ClientAbortError();
       const completion = assembled.completion();
       call.finish({ status: 200, usage, deliveredText: assembled.deliveredText() });

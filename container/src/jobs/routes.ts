@@ -104,14 +104,8 @@ function register(app: FastifyInstance, rt: Runtime, options: AsyncRoutesOptions
     const statusUrl = `${statusBase}/${job.jobId}`;
     reply.code(202).headers(s.headers).header('location', statusUrl);
     if (s.replayed) reply.header('idempotent-replayed', 'true');
-    return {
-      id: job.jobId,
-      object: JOB_OBJECT,
-      status: job.status,
-      model: job.model,
-      created: Math.floor(job.createdAt / 1000),
-      status_url: statusUrl,
-    };
+    const { id, object, status, model, created } = jobView(job);
+    return { id, object, status, model, created, status_url: statusUrl };
   };
   app.post('/v1/chat/async', submit('/v1/chat/async'));
   app.post('/api/v1/chat/async', submit('/api/v1/requests'));
