@@ -210,6 +210,15 @@ describe.each([
     expect(outs).toEqual(['', '', '', '', '', 'rpm', 'rpm']);
   });
 
+  it('admits exactly the limit for a burst that straddles the minute boundary', async () => {
+    const a = args({ rpm: 50, now: 1_800_000_000_000 + 59_990 });
+    let admitted = 0;
+    for (let i = 0; i < 30; i++) if ((await store.admit(a)).denied === '') admitted++;
+    const after = { ...a, now: 1_800_000_000_000 + 60_000 + 5 };
+    for (let i = 0; i < 40; i++) if ((await store.admit(after)).denied === '') admitted++;
+    expect(admitted).toBe(50);
+  });
+
   it('checks all four limits and reserves nothing when one denies', async () => {
     const a = args({ rpm: 100, tpm: 1000, daily: 150, tokens: 100 });
     expect((await store.admit(a)).denied).toBe('');

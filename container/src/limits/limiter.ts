@@ -141,7 +141,7 @@ export class MemoryLimiterStore implements LimiterStore {
       if (limit <= 0) return { ok: true, wait: 0, rem: -1 };
       const prev = this.get(prevKey, a.now);
       const cur = this.get(curKey, a.now);
-      const used = prev * (1 - frac) + cur;
+      const used = Math.ceil(prev * (1 - frac)) + cur;
       if (used + n <= limit) return { ok: true, wait: 0, rem: Math.floor(limit - used - n) };
       let wait: number;
       if (cur + n > limit) {

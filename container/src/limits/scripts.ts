@@ -26,7 +26,8 @@ local function check(prev_key, cur_key, limit, n)
   if limit <= 0 then return 1, 0, -1 end
   local prev = tonumber(redis.call('GET', prev_key) or '0')
   local cur = tonumber(redis.call('GET', cur_key) or '0')
-  local used = prev * (1 - frac) + cur
+  -- Rounded up: a burst that straddles the minute boundary still admits exactly the limit.
+  local used = math.ceil(prev * (1 - frac)) + cur
   if used + n <= limit then
     return 1, 0, math.floor(limit - used - n)
   end
