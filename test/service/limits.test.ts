@@ -39,6 +39,29 @@ const body = (extra: Record<string, unknown> = {}) => ({
   ...extra,
 });
 
+/** Two requests for one key, the upstream reporting `usage`, with time between them to reconcile. */
+async function twoRequests(
+  key: string,
+  usage: { prompt_tokens: number; completion_tokens: number },
+  maxTokens: number,
+) {
+  upstream.setDefault('mock-small', { kind: 'reply', content: 'ok', usage });
+  try {
+    const first = await svc.http('POST', '/v1/chat/completions', {
+      key,
+      body: body({ max_tokens: maxTokens }),
+    });
+    await new Promise((r) => setTimeout(r, 100));
+    const second = await svc.http('POST', '/v1/chat/completions', {
+      key,
+      body: body({ max_tokens: maxTokens }),
+    });
+    return [first, second] as const;
+  } finally {
+    upstream.reset();
+  }
+}
+
 describe('per-key limits', () => {
   it('returns 429 rate_limit_exceeded with retry-after when the RPM limit is hit, and rate headers on every response', async () => {
     const { key } = await svc.createKey({ limits: { rpm: 3 } });
@@ -68,30 +91,14 @@ describe('per-key limits', () => {
 
   it('gives back the unused reservation after the response (reconciliation)', async () => {
     const { key } = await svc.createKey({ limits: { tpm: 1000 } });
-    upstream.setDefault('mock-small', {
-      kind: 'reply',
-      content: 'ok',
-      usage: { prompt_tokens: 9, completion_tokens: 1 },
-    });
     // Each reserves ~600 tokens; without reconciliation the second would exceed 1000.
-    const a = await svc.http('POST', '/v1/chat/completions', { key, body: body({ max_tokens: 590 }) });
-    await new Promise((r) => setTimeout(r, 100));
-    const b = await svc.http('POST', '/v1/chat/completions', { key, body: body({ max_tokens: 590 }) });
-    upstream.reset();
+    const [a, b] = await twoRequests(key, { prompt_tokens: 9, completion_tokens: 1 }, 590);
     expect([a.status, b.status]).toEqual([200, 200]);
   });
 
   it('enforces the daily token quota with 429 insufficient_quota until midnight UTC', async () => {
     const { key } = await svc.createKey({ limits: { daily_tokens: 40 } });
-    upstream.setDefault('mock-small', {
-      kind: 'reply',
-      content: 'ok',
-      usage: { prompt_tokens: 15, completion_tokens: 10 },
-    });
-    const first = await svc.http('POST', '/v1/chat/completions', { key, body: body({ max_tokens: 10 }) });
-    await new Promise((r) => setTimeout(r, 100));
-    const second = await svc.http('POST', '/v1/chat/completions', { key, body: body({ max_tokens: 10 }) });
-    upstream.reset();
+    const [first, second] = await twoRequests(key, { prompt_tokens: 15, completion_tokens: 10 }, 10);
     expect(first.status).toBe(200);
     expect(second.status).toBe(429);
     expect(second.json().error.code).toBe('insufficient_quota');
@@ -103,15 +110,7 @@ describe('per-key limits', () => {
   it('enforces the monthly budget in USD', async () => {
     // $1000 per 1M tokens: the first costs $0.03; the second reserves ~$0.018 more than the $0.04 left allows.
     const { key } = await svc.createKey({ limits: { monthly_budget_usd: 0.04 } });
-    upstream.setDefault('mock-small', {
-      kind: 'reply',
-      content: 'ok',
-      usage: { prompt_tokens: 20, completion_tokens: 10 },
-    });
-    const first = await svc.http('POST', '/v1/chat/completions', { key, body: body({ max_tokens: 10 }) });
-    await new Promise((r) => setTimeout(r, 100));
-    const second = await svc.http('POST', '/v1/chat/completions', { key, body: body({ max_tokens: 10 }) });
-    upstream.reset();
+    const [first, second] = await twoRequests(key, { prompt_tokens: 20, completion_tokens: 10 }, 10);
     expect(first.status).toBe(200);
     expect(second.status).toBe(429);
     expect(second.json().error).toMatchObject({ code: 'insufficient_quota', type: 'insufficient_quota' });

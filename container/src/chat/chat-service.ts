@@ -180,11 +180,12 @@ export class ChatCall {
     try {
       const { completion } = await this.deps.router.complete(this.modelId, this.body, this.opts.signal);
       this.markFirstToken();
-      this.finish({
-        status: 200,
-        usage: completion.usage ?? null,
-        deliveredText: completionText(completion),
-      });
+      // The delivered text is only counted when the upstream sent no usage.
+      this.finish(
+        completion.usage
+          ? { status: 200, usage: completion.usage }
+          : { status: 200, usage: null, deliveredText: completionText(completion) },
+      );
       await this.remember(completion);
       return completion;
     } catch (err) {
