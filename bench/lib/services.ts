@@ -3,6 +3,7 @@
  * upstream, Tollgate (built, `node container/dist/server.js`) and the Portkey gateway.
  */
 import { execFile } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import type { Agent } from 'node:http';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
@@ -106,8 +107,17 @@ export interface Tollgate {
   port: number;
 }
 
+/** The node flags of the container's `CMD` (e.g. the young-generation size), so the benchmark runs what production runs. */
+export function dockerfileNodeFlags(): string[] {
+  const dockerfile = readFileSync(join(ROOT, 'container', 'Dockerfile'), 'utf8');
+  const cmd = /^CMD\s+(\[.*\])\s*$/m.exec(dockerfile);
+  if (!cmd?.[1]) throw new Error('container/Dockerfile has no exec-form CMD');
+  const argv = JSON.parse(cmd[1]) as string[];
+  return argv.slice(1).filter((a) => a.startsWith('--'));
+}
+
 /**
- * The production entry (`node container/dist/server.js`) with stdout to /dev/null: at INFO
+ * The production entry (`node container/dist/server.js`, with the Dockerfile's node flags) with stdout to /dev/null: at INFO
  * that is one JSON line per request written by the process, as in production, without the
  * benchmark paying to read it. Ready once `GET /health` answers 200.
  */
@@ -127,7 +137,7 @@ export async function startTollgate(agent: Agent, opts: TollgateOptions): Promis
     POWERTOOLS_LOG_LEVEL: opts.logLevel,
     NODE_ENV: 'production',
   });
-  const args: string[] = [];
+  const args: string[] = [...dockerfileNodeFlags()];
   if (opts.cpuProfile) {
     args.push(
       '--cpu-prof',

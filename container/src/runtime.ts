@@ -148,7 +148,7 @@ export async function createRuntime(env: RuntimeEnv): Promise<Runtime> {
   const ddb = new DynamoDBClient({ maxAttempts: 3 });
   const doc = DynamoDBDocumentClient.from(ddb, { marshallOptions: { removeUndefinedValues: true } });
   const usage = new UsageRecorder({
-    doc,
+    ddb,
     table: env.tables.usage,
     telemetry,
     flushIntervalMs: config.usage.flushIntervalMs,

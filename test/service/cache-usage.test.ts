@@ -302,6 +302,34 @@ describe('usage survives outages and shutdown', () => {
   });
 });
 
+describe('usage write pacing', () => {
+  it('writes each full batch of rows at once; partial batches and daily totals wait for the interval', async () => {
+    const { key, owner } = await svc.createKey();
+    const lazy = await startTestService({
+      stack,
+      config: { ...config, usage: { flushIntervalMs: 600_000, maxBatch: 10 } },
+    });
+    try {
+      await Promise.all(
+        Array.from({ length: 23 }, (_, i) =>
+          lazy.http('POST', '/v1/chat/completions', {
+            key,
+            body: { model: 'mock-small', messages: msgs(`pace ${i}`) },
+          }),
+        ),
+      );
+      // Two full batches of 10 went out without the timer; 3 rows and every total still wait.
+      await eventually(async () => (await records(owner)).length === 20);
+      expect(lazy.server.runtime.usage.pending).toBe(23);
+      expect((await svc.http('GET', '/v1/usage', { key })).json().totals.requests).toBe(0);
+    } finally {
+      await lazy.stop();
+    }
+    expect(await records(owner)).toHaveLength(23);
+    expect((await svc.http('GET', '/v1/usage', { key })).json().totals.requests).toBe(23);
+  });
+});
+
 describe('admin key never leaks into usage', () => {
   it('has no admin usage for the admin key itself', async () => {
     expect((await svc.http('GET', '/admin/usage', { key: ADMIN_KEY })).status).toBe(400);

@@ -1,6 +1,6 @@
 import OpenAI from 'openai';
 import { type MockUpstream, startMockUpstream } from '../helpers/mock-upstream';
-import { eventually, mockModel, startTestService, type TestService } from '../helpers/service';
+import { DEV_KEY, eventually, mockModel, startTestService, type TestService } from '../helpers/service';
 
 let upstream: MockUpstream;
 let svc: TestService;
@@ -94,6 +94,18 @@ describe('non-streaming completions', () => {
       logit_bias: { '42': -100 },
       vendor_extra: { a: 1 },
     });
+  });
+
+  it("sends the SDK's headers upstream: the model's key, JSON, the SDK's user agent", async () => {
+    await svc.client().chat.completions.create({ model: 'mock-small', messages: user('headers') });
+    const sent = upstream.requests[0];
+    // No key configured for the mock: the SDK's placeholder, never the client's key.
+    expect(sent?.headers['authorization']).toBe('Bearer no-key');
+    expect(sent?.headers['content-type']).toBe('application/json');
+    expect(sent?.headers['accept']).toBe('application/json');
+    expect(sent?.headers['user-agent']).toMatch(/^OpenAI\/JS \d+\.\d+/);
+    // The client's own credentials never travel upstream.
+    expect(JSON.stringify(sent?.headers)).not.toContain(DEV_KEY);
   });
 
   it('passes tool calls through both ways', async () => {
@@ -280,7 +292,10 @@ describe('upstream failures', () => {
     upstream.enqueue('retry-up', { kind: 'reply', content: 'third time lucky' });
     const res = await svc.client().chat.completions.create({ model: 'mock-retry', messages: user('hi') });
     expect(res.choices[0]?.message.content).toBe('third time lucky');
-    expect(upstream.requests.filter((r) => r.model === 'retry-up')).toHaveLength(3);
+    const tries = upstream.requests.filter((r) => r.model === 'retry-up');
+    expect(tries).toHaveLength(3);
+    // The SDK numbers its attempts; the lean request builder keeps that on retries.
+    expect(tries.map((r) => r.headers['x-stainless-retry-count'])).toEqual(['0', '1', '2']);
   });
 
   it('answers 504 when the upstream exceeds the model timeout', async () => {

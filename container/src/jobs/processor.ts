@@ -91,7 +91,7 @@ class HeldUsage extends UsageRecorder {
   private readonly held = new Map<string, UsageRecord>();
 
   constructor(rt: Runtime) {
-    super({ doc: rt.doc, table: rt.env.tables.usage, telemetry: rt.telemetry });
+    super({ ddb: rt.ddb, table: rt.env.tables.usage, telemetry: rt.telemetry });
     // It never writes: stop the flush timer the base class started.
     void this.close(0);
   }

@@ -1,11 +1,13 @@
 import { randomBytes } from 'node:crypto';
-import { ConditionalCheckFailedException } from '@aws-sdk/client-dynamodb';
 import {
-  BatchWriteCommand,
-  type DynamoDBDocumentClient,
-  QueryCommand,
-  UpdateCommand,
-} from '@aws-sdk/lib-dynamodb';
+  type AttributeValue,
+  BatchWriteItemCommand,
+  ConditionalCheckFailedException,
+  type DynamoDBClient,
+  UpdateItemCommand,
+  type WriteRequest,
+} from '@aws-sdk/client-dynamodb';
+import { type DynamoDBDocumentClient, QueryCommand } from '@aws-sdk/lib-dynamodb';
 import { METRICS } from '../config/contract';
 import type { Telemetry } from '../telemetry/telemetry';
 
@@ -35,7 +37,7 @@ export interface UsageRecord {
 }
 
 export interface UsageRecorderOptions {
-  doc: DynamoDBDocumentClient;
+  ddb: DynamoDBClient;
   table: string;
   telemetry: Telemetry;
   flushIntervalMs?: number;
@@ -65,183 +67,244 @@ interface DailyAggregate {
   cached: number;
 }
 
-interface PendingBatch {
-  /** Increases per batch in this process: makes aggregate ADDs idempotent on retry. */
-  seq: number;
-  records: UsageRecord[];
-  rowsWritten: boolean;
-  aggregates: Map<string, DailyAggregate>;
-  aggregatesDone: Set<string>;
+/** Batches written at once by one flush round. */
+const MAX_BATCHES_IN_FLIGHT = 4;
+
+/** A usage row as DynamoDB attribute values, built directly (no generic marshalling). */
+function usageItem(r: UsageRecord, expiresAt: number | undefined): Record<string, AttributeValue> {
+  const n = (v: number): AttributeValue => ({ N: String(v) });
+  const item: Record<string, AttributeValue> = {
+    pk: { S: usagePk(r.owner) },
+    sk: { S: `${new Date(r.ts).toISOString()}#${r.requestId}` },
+    requestId: { S: r.requestId },
+    keyId: { S: r.keyId },
+    owner: { S: r.owner },
+    model: { S: r.model },
+    promptTokens: n(r.promptTokens),
+    completionTokens: n(r.completionTokens),
+    cachedTokens: n(r.cachedTokens),
+    costUsd: n(r.costUsd),
+    latencyMs: n(r.latencyMs),
+    ttftMs: r.ttftMs === null ? { NULL: true } : n(r.ttftMs),
+    status: n(r.status),
+    cached: { BOOL: r.cached },
+    estimated: { BOOL: r.estimated },
+    stream: { BOOL: r.stream },
+    source: { S: r.source },
+    ts: n(r.ts),
+  };
+  if (r.errorCode !== undefined) item['errorCode'] = { S: r.errorCode };
+  if (expiresAt !== undefined) item['expiresAt'] = n(expiresAt);
+  return item;
 }
 
-/** One ADD per owner/day/model in a batch instead of one per record. */
-function aggregate(records: UsageRecord[]): Map<string, DailyAggregate> {
-  const agg = new Map<string, DailyAggregate>();
-  for (const r of records) {
-    const day = dayOf(r.ts);
-    const k = `${r.owner}\0${day}\0${r.model}`;
-    let a = agg.get(k);
-    if (!a) {
-      a = { owner: r.owner, day, model: r.model, requests: 0, prompt: 0, completion: 0, cost: 0, cached: 0 };
-      agg.set(k, a);
-    }
-    a.requests++;
-    a.prompt += r.promptTokens;
-    a.completion += r.completionTokens;
-    a.cost += r.costUsd;
-    if (r.cached) a.cached++;
+/** Daily totals not yet added to the table, sealed under one batch number once a write starts. */
+interface AggregateGeneration {
+  /** Increases per generation in this process: makes the ADDs idempotent on retry. */
+  seq: number;
+  aggregates: Map<string, DailyAggregate>;
+  done: Set<string>;
+  records: number;
+}
+
+function addToAggregates(agg: Map<string, DailyAggregate>, r: UsageRecord): void {
+  const day = dayOf(r.ts);
+  const k = `${r.owner}\0${day}\0${r.model}`;
+  let a = agg.get(k);
+  if (!a) {
+    a = { owner: r.owner, day, model: r.model, requests: 0, prompt: 0, completion: 0, cost: 0, cached: 0 };
+    agg.set(k, a);
   }
-  return agg;
+  a.requests++;
+  a.prompt += r.promptTokens;
+  a.completion += r.completionTokens;
+  a.cost += r.costUsd;
+  if (r.cached) a.cached++;
 }
 
 /**
- * Off the request path: records go into a buffer that a timer flushes in batches
- * (BatchWriteItem for per-request rows, UpdateItem ADD for daily aggregates). Failed writes
- * stay in the buffer and are retried with backoff, so an outage delays records, never drops them.
+ * Off the request path. Rows go out as soon as a full BatchWriteItem's worth (25) is buffered,
+ * a few batches at a time, so the table sees a steady trickle instead of a burst per interval;
+ * the timer writes partial batches and the daily aggregates (one UpdateItem ADD per owner, day
+ * and model per interval, not per record). Failed writes go back into the buffer and are retried
+ * with backoff, so an outage delays records, never drops them or counts them twice.
  */
 export class UsageRecorder {
   private buffer: UsageRecord[] = [];
+  private inFlight = 0;
   private flushing: Promise<void> | null = null;
+  private fullFlushQueued: Promise<void> | null = null;
   private readonly timer: NodeJS.Timeout;
   private failures = 0;
-  private current: PendingBatch | null = null;
+  private closed = false;
+  /** Totals of records not yet sealed into a generation. */
+  private open = new Map<string, DailyAggregate>();
+  private openRecords = 0;
+  private sealed: AggregateGeneration | null = null;
   private seq = 0;
-  /** This writer's id on aggregate rows (`b_<id>` = last batch applied), unique per process. */
+  private aggregatesAt = Date.now();
+  /** This writer's id on aggregate rows (`b_<id>` = last generation applied), unique per process. */
   private readonly writerId = randomBytes(6).toString('hex');
   private readonly maxBatch: number;
   private readonly retentionDays: number;
+  private readonly intervalMs: number;
 
   constructor(private readonly opts: UsageRecorderOptions) {
     this.maxBatch = opts.maxBatch ?? 25;
     this.retentionDays = opts.retentionDays ?? 400;
-    this.timer = setInterval(() => void this.flush(), opts.flushIntervalMs ?? 1000);
+    this.intervalMs = opts.flushIntervalMs ?? 1000;
+    this.timer = setInterval(() => void this.flush(), this.intervalMs);
     this.timer.unref();
   }
 
-  /** Records waiting to be written. */
+  /** Records waiting to be written (their rows or their share of the daily totals). */
   get pending(): number {
-    return this.buffer.length;
+    return Math.max(this.buffer.length + this.inFlight, this.openRecords + (this.sealed?.records ?? 0));
   }
 
   record(r: UsageRecord): void {
     this.buffer.push(r);
-    if (this.buffer.length >= this.maxBatch * 8) void this.flush();
+    addToAggregates(this.open, r);
+    this.openRecords++;
+    if (this.buffer.length >= this.maxBatch && !this.flushing && !this.closed) void this.run(false);
   }
 
-  /** Write what is buffered now; concurrent callers share one flush. */
+  /** Write everything recorded so far: rows and daily totals. Concurrent callers share the work. */
   flush(): Promise<void> {
-    if (!this.flushing) {
-      this.flushing = this.doFlush().finally(() => {
-        this.flushing = null;
+    return this.run(true);
+  }
+
+  private run(full: boolean): Promise<void> {
+    const current = this.flushing;
+    if (current) {
+      if (!full) return current;
+      // A full flush must start after the current round, so that it sees every record so far.
+      this.fullFlushQueued ??= current.then(() => {
+        this.fullFlushQueued = null;
+        return this.run(true);
       });
+      return this.fullFlushQueued;
     }
-    return this.flushing;
+    const p = this.doFlush(full).finally(() => {
+      this.flushing = null;
+      if (this.buffer.length >= this.maxBatch && !this.closed && !this.fullFlushQueued) void this.run(false);
+    });
+    this.flushing = p;
+    return p;
   }
 
-  private async doFlush(): Promise<void> {
-    while (this.buffer.length > 0) {
-      if (!this.current) {
-        const records = this.buffer.slice(0, this.maxBatch * 4);
-        this.current = {
-          seq: ++this.seq,
-          records,
-          rowsWritten: false,
-          aggregates: aggregate(records),
-          aggregatesDone: new Set(),
-        };
-      }
-      try {
-        await this.write(this.current);
-        this.buffer.splice(0, this.current.records.length);
-        this.current = null;
-        this.failures = 0;
-      } catch (err) {
-        this.failures++;
-        this.opts.telemetry.increment(METRICS.usageWriteFailures);
-        this.opts.telemetry.logger.warn('usage write failed; will retry', {
-          pending: this.buffer.length,
-          attempt: this.failures,
-          error: (err as Error).message,
-        });
-        // The batch stays buffered with what already landed marked done; the next tick retries.
-        await sleep(Math.min(5000, 100 * 2 ** Math.min(this.failures, 6)));
-        return;
-      }
-    }
-  }
-
-  /** Writes one batch; parts that landed are remembered so a retry never adds an aggregate twice. */
-  private async write(batch: PendingBatch): Promise<void> {
-    const { doc, table } = this.opts;
-    if (!batch.rowsWritten) {
-      const expiresAt =
-        this.retentionDays > 0 ? Math.floor(Date.now() / 1000) + this.retentionDays * 86400 : undefined;
-      for (let i = 0; i < batch.records.length; i += this.maxBatch) {
-        let requests = batch.records.slice(i, i + this.maxBatch).map((r) => ({
-          PutRequest: {
-            Item: {
-              pk: usagePk(r.owner),
-              sk: `${new Date(r.ts).toISOString()}#${r.requestId}`,
-              ...r,
-              ...(expiresAt ? { expiresAt } : {}),
-            },
-          },
-        }));
-        // Unprocessed items (throttling) are resent with backoff until none remain.
-        for (let attempt = 0; requests.length > 0; attempt++) {
-          const out = await doc.send(new BatchWriteCommand({ RequestItems: { [table]: requests } }));
-          requests = (out.UnprocessedItems?.[table] ?? []) as typeof requests;
-          if (requests.length > 0) await sleep(Math.min(2000, 50 * 2 ** attempt));
+  /** Full: every row buffered now, then the totals. Otherwise one round of full batches. */
+  private async doFlush(full: boolean): Promise<void> {
+    try {
+      let budget = full ? this.buffer.length : this.maxBatch * MAX_BATCHES_IN_FLIGHT;
+      const more = () => budget > 0 && this.buffer.length >= (full ? 1 : this.maxBatch);
+      while (more()) {
+        const batches: UsageRecord[][] = [];
+        let taken = 0;
+        while (batches.length < MAX_BATCHES_IN_FLIGHT && more()) {
+          const b = this.buffer.splice(0, Math.min(this.maxBatch, budget));
+          batches.push(b);
+          budget -= b.length;
+          taken += b.length;
+        }
+        this.inFlight += taken;
+        const results = await Promise.allSettled(batches.map((b) => this.writeRows(b)));
+        this.inFlight -= taken;
+        const failed = batches.filter((_, i) => results[i]?.status === 'rejected');
+        if (failed.length > 0) {
+          // Back to the front, in order; puts are idempotent, so rewriting a row that landed is harmless.
+          this.buffer.unshift(...failed.flat());
+          throw (results.find((x) => x.status === 'rejected') as PromiseRejectedResult).reason;
         }
       }
-      // Puts are idempotent (same key), so rewriting rows on a retry is harmless.
-      batch.rowsWritten = true;
+      if (full || Date.now() - this.aggregatesAt >= this.intervalMs) {
+        this.aggregatesAt = Date.now();
+        await this.writeAggregates();
+      }
+      this.failures = 0;
+    } catch (err) {
+      this.failures++;
+      this.opts.telemetry.increment(METRICS.usageWriteFailures);
+      this.opts.telemetry.logger.warn('usage write failed; will retry', {
+        pending: this.pending,
+        attempt: this.failures,
+        error: (err as Error).message,
+      });
+      // What did not land stays buffered (totals stay sealed, parts done marked); retried later.
+      await sleep(Math.min(5000, 100 * 2 ** Math.min(this.failures, 6)));
     }
+  }
+
+  private async writeRows(records: UsageRecord[]): Promise<void> {
+    const { ddb, table } = this.opts;
+    const expiresAt =
+      this.retentionDays > 0 ? Math.floor(Date.now() / 1000) + this.retentionDays * 86400 : undefined;
+    let requests: WriteRequest[] = records.map((r) => ({ PutRequest: { Item: usageItem(r, expiresAt) } }));
+    // Unprocessed items (throttling) are resent with backoff until none remain.
+    for (let attempt = 0; requests.length > 0; attempt++) {
+      const out = await ddb.send(new BatchWriteItemCommand({ RequestItems: { [table]: requests } }));
+      requests = out.UnprocessedItems?.[table] ?? [];
+      if (requests.length > 0) await sleep(Math.min(2000, 50 * 2 ** attempt));
+    }
+  }
+
+  /** Seal the open totals under a new batch number (unless a sealed set is still unwritten) and add them. */
+  private async writeAggregates(): Promise<void> {
+    if (!this.sealed) {
+      if (this.open.size === 0) return;
+      this.sealed = { seq: ++this.seq, aggregates: this.open, done: new Set(), records: this.openRecords };
+      this.open = new Map();
+      this.openRecords = 0;
+    }
+    const gen = this.sealed;
+    const { ddb, table } = this.opts;
     await Promise.all(
-      [...batch.aggregates].map(async ([k, a]) => {
-        if (batch.aggregatesDone.has(k)) return;
+      [...gen.aggregates].map(async ([k, a]) => {
+        if (gen.done.has(k)) return;
         // An ADD whose answer was lost may have landed: the per-writer batch number makes the
         // retry a no-op instead of a double count.
         try {
-          await doc.send(
-            new UpdateCommand({
+          await ddb.send(
+            new UpdateItemCommand({
               TableName: table,
-              Key: { pk: usagePk(a.owner), sk: `DAY#${a.day}#${a.model}` },
+              Key: { pk: { S: usagePk(a.owner) }, sk: { S: `DAY#${a.day}#${a.model}` } },
               UpdateExpression:
                 'ADD requests :r, promptTokens :p, completionTokens :c, costUsd :u, cachedRequests :h SET #d = :d, model = :m, #b = :seq',
               ConditionExpression: 'attribute_not_exists(#b) OR #b < :seq',
               ExpressionAttributeNames: { '#d': 'day', '#b': `b_${this.writerId}` },
               ExpressionAttributeValues: {
-                ':seq': batch.seq,
-                ':r': a.requests,
-                ':p': a.prompt,
-                ':c': a.completion,
-                ':u': Math.round(a.cost * 1e9) / 1e9,
-                ':h': a.cached,
-                ':d': a.day,
-                ':m': a.model,
+                ':seq': { N: String(gen.seq) },
+                ':r': { N: String(a.requests) },
+                ':p': { N: String(a.prompt) },
+                ':c': { N: String(a.completion) },
+                ':u': { N: String(Math.round(a.cost * 1e9) / 1e9) },
+                ':h': { N: String(a.cached) },
+                ':d': { S: a.day },
+                ':m': { S: a.model },
               },
             }),
           );
         } catch (err) {
           if (!(err instanceof ConditionalCheckFailedException)) throw err;
         }
-        batch.aggregatesDone.add(k);
+        gen.done.add(k);
       }),
     );
+    this.sealed = null;
   }
 
   /** Flush until empty or the deadline passes (SIGTERM). Returns the records left unwritten. */
   async close(deadlineMs = 10_000): Promise<number> {
     clearInterval(this.timer);
+    this.closed = true;
     const end = Date.now() + deadlineMs;
-    while (this.buffer.length > 0 && Date.now() < end) await this.flush();
-    if (this.buffer.length > 0) {
+    while (this.pending > 0 && Date.now() < end) await this.flush();
+    if (this.pending > 0) {
       this.opts.telemetry.logger.error('usage records left unwritten at shutdown', {
-        count: this.buffer.length,
+        count: this.pending,
       });
     }
-    return this.buffer.length;
+    return this.pending;
   }
 }
 

@@ -66,12 +66,24 @@ class LeanResponse {
  * per-call CPU of an upstream call, which is most of what a gateway does.
  */
 export function createLeanFetch(dispatcher: Dispatcher): typeof fetch {
+  // The SDK calls the same few URLs over and over: parse each once.
+  const parsed = new Map<string, { origin: string; path: string }>();
+  const parse = (url: string) => {
+    let p = parsed.get(url);
+    if (!p) {
+      const u = new URL(url);
+      p = { origin: u.origin, path: u.pathname + u.search };
+      if (parsed.size >= 256) parsed.clear();
+      parsed.set(url, p);
+    }
+    return p;
+  };
   const lean = async (input: string | URL | Request, init: RequestInit = {}): Promise<LeanResponse> => {
     const url = typeof input === 'string' ? input : input instanceof URL ? input.href : input.url;
-    const u = new URL(url);
+    const { origin, path } = parse(url);
     const res = await dispatcher.request({
-      origin: u.origin,
-      path: u.pathname + u.search,
+      origin,
+      path,
       method: (init.method ?? 'GET').toUpperCase() as Dispatcher.HttpMethod,
       headers: init.headers as Dispatcher.DispatchOptions['headers'],
       body: (init.body as string | Buffer | null | undefined) ?? null,

@@ -9,6 +9,7 @@ import {
   UpstreamError,
 } from '../../errors';
 import { type CallOptions, ClientAbortError, type Provider } from '../types';
+import { LeanOpenAI } from './lean-client';
 import { createLeanFetch } from './lean-fetch';
 
 export interface OpenAIProviderOptions {
@@ -30,7 +31,7 @@ export class OpenAIProvider implements Provider {
 
   constructor({ baseUrl, apiKey, connections = 256 }: OpenAIProviderOptions) {
     const dispatcher = new Agent({ connections, keepAliveTimeout: 30_000 });
-    this.client = new OpenAI({
+    this.client = new LeanOpenAI({
       baseURL: baseUrl,
       // Local servers (vLLM, Ollama) take no key, but the SDK insists on one.
       apiKey: apiKey ?? 'no-key',
