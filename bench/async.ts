@@ -32,7 +32,7 @@ import { startRedisServer } from '../container/src/local/redis';
 import { createRuntime } from '../container/src/runtime';
 import { httpRequest, keepAliveAgent, type Percentiles, runCount, runPaced } from './lib/load';
 import { type Child, CpuMeter, forget, sleep, spawnChild } from './lib/procs';
-import { ROOT, startStack, startUpstream } from './lib/services';
+import { dockerfileNodeFlags, ROOT, startStack, startUpstream } from './lib/services';
 
 const ADMIN_KEY = 'sk-tg-admin-bench-async-0123456789';
 /** Submissions per second of the light-load phase. */
@@ -191,7 +191,14 @@ export async function runAsyncBench(opts: AsyncBenchOptions = {}): Promise<Async
     const { child } = await spawnChild(
       'tollgate-async',
       process.execPath,
-      ['--import', 'tsx', join(ROOT, 'bench', 'async.ts'), '--serve'],
+      [
+        ...dockerfileNodeFlags(),
+        ...(process.env.BENCH_ASYNC_NODE_ARGS?.split(' ').filter(Boolean) ?? []),
+        '--import',
+        'tsx',
+        join(ROOT, 'bench', 'async.ts'),
+        '--serve',
+      ],
       { cwd: ROOT, env, stdout: 'devnull' },
     );
     mine.push(() => stopChild(child));

@@ -92,6 +92,13 @@ export class Data extends Construct {
       partitionKey: str(j.partitionKey),
       timeToLiveAttribute: j.ttlAttribute,
     });
+    // Unfinished jobs by age: GET /admin/queue reads the oldest from it.
+    this.jobs.addGlobalSecondaryIndex({
+      indexName: j.pendingIndex.name,
+      partitionKey: str(j.pendingIndex.partitionKey),
+      sortKey: str(j.pendingIndex.sortKey),
+      projectionType: dynamodb.ProjectionType.KEYS_ONLY,
+    });
 
     const c = TABLES.conversations;
     this.conversations = new dynamodb.Table(this, 'Conversations', {
@@ -120,7 +127,9 @@ export class Data extends Construct {
           ? [...READ_ACTIONS, ...WRITE_ACTIONS]
           : [...access];
     const t = this.tables[table];
-    const indexes = indexNames(table).map((name) => `${t.tableArn}/index/${name}`);
+    // Only Query and Scan read an index: item actions get the table alone.
+    const readsIndexes = actions.some((a) => a === 'dynamodb:Query' || a === 'dynamodb:Scan');
+    const indexes = readsIndexes ? indexNames(table).map((name) => `${t.tableArn}/index/${name}`) : [];
     return iam.Grant.addToPrincipal({ grantee, actions, resourceArns: [t.tableArn, ...indexes] });
   }
 }

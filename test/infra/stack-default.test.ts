@@ -315,6 +315,22 @@ describe('data', () => {
       expect.objectContaining({ IndexName: TABLES.apiKeys.byOwnerIndex.name }),
     ]);
   });
+
+  it('indexes unfinished jobs by age, keys only (the oldest message age of GET /admin/queue)', () => {
+    const s = built.stack;
+    const jobs = resourcesOf(template, 'AWS::DynamoDB::Table')[logicalId(s, s.data.jobs)]!;
+    const idx = TABLES.jobs.pendingIndex;
+    expect(jobs.Properties?.['GlobalSecondaryIndexes']).toEqual([
+      {
+        IndexName: idx.name,
+        KeySchema: [
+          { AttributeName: idx.partitionKey, KeyType: 'HASH' },
+          { AttributeName: idx.sortKey, KeyType: 'RANGE' },
+        ],
+        Projection: { ProjectionType: 'KEYS_ONLY' },
+      },
+    ]);
+  });
 });
 
 describe('least privilege', () => {

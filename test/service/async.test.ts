@@ -15,9 +15,9 @@ import {
 import { QueryCommand, ScanCommand, UpdateCommand } from '@aws-sdk/lib-dynamodb';
 import type { Context, SQSRecord } from 'aws-lambda';
 import OpenAI from 'openai';
-import { SERVICE_NAMES } from '../../container/src/config/contract';
+import { SERVICE_NAMES, TABLES } from '../../container/src/config/contract';
 import { readEnv } from '../../container/src/config/env';
-import { type JobRow, JobStore } from '../../container/src/jobs/job-store';
+import { type JobRow, JobStore, pendingShard } from '../../container/src/jobs/job-store';
 import { JobProcessor, type RunResult } from '../../container/src/jobs/processor';
 import { asyncRoutes, registerAsyncRoutes } from '../../container/src/jobs/routes';
 import type { JobMessage } from '../../container/src/jobs/schema';
@@ -260,6 +260,21 @@ async function usageRows(owner: string): Promise<Array<Record<string, unknown>>>
     start = r.LastEvaluatedKey;
   } while (start);
   return out;
+}
+
+/** Whether a job is listed in the jobs table's pending index (unfinished jobs by age). */
+async function inPendingIndex(jobId: string): Promise<boolean> {
+  const idx = TABLES.jobs.pendingIndex;
+  const r = await workerRt.doc.send(
+    new QueryCommand({
+      TableName: workerRt.env.tables.jobs,
+      IndexName: idx.name,
+      KeyConditionExpression: '#p = :p',
+      ExpressionAttributeNames: { '#p': idx.partitionKey },
+      ExpressionAttributeValues: { ':p': pendingShard(jobId) },
+    }),
+  );
+  return (r.Items ?? []).some((i) => i.jobId === jobId);
 }
 
 async function jobRows(owner: string): Promise<JobRow[]> {
@@ -867,6 +882,8 @@ describe('worker', () => {
     expect(job.error.message).toContain('status 500');
     expect(deliveries.filter((d) => d.jobId === id).length).toBeGreaterThanOrEqual(2);
     expect(dlqDeliveries.filter((d) => d.jobId === id)).toHaveLength(1);
+    // Failed is finished: it no longer counts towards the age of the oldest message.
+    expect(await inPendingIndex(id)).toBe(false);
     // No attempt won a final write: no usage record for a job that never got an answer.
     expect(await usageRows(owner)).toHaveLength(0);
   }, 40_000);
@@ -939,12 +956,36 @@ describe('GET /admin/queue', () => {
     const s = r.json();
     expect(s).toMatchObject({
       object: 'queue.stats',
-      queue: { max_depth: 10_000, oldest_message_age_seconds: null },
+      queue: { max_depth: 10_000 },
       worker: { concurrency: 5 },
     });
     for (const v of [s.queue.visible, s.queue.in_flight, s.queue.delayed, s.dlq.visible, s.dlq.in_flight])
       expect(Number.isInteger(v) && v >= 0).toBe(true);
+    expect(
+      Number.isInteger(s.queue.oldest_message_age_seconds) && s.queue.oldest_message_age_seconds >= 0,
+    ).toBe(true);
     const { key } = await premiumKey();
     expect((await svc.http('GET', '/admin/queue', { key })).status).toBe(403);
   });
+
+  it('ages the oldest unfinished job from its submission until it completes', async () => {
+    const { key } = await premiumKey();
+    await stopWorker();
+    let id: string;
+    try {
+      id = (await submit(key, { model: 'mock-small', messages: user(`waits ${marker()}`) })).json().id;
+      const submitted = Date.now();
+      expect(await inPendingIndex(id)).toBe(true);
+      await new Promise((r) => setTimeout(r, 2100));
+      const age = (await svc.http('GET', '/admin/queue', { key: ADMIN_KEY })).json().queue
+        .oldest_message_age_seconds;
+      // This job waits, so the oldest waits at least as long (older leftovers only add).
+      expect(age).toBeGreaterThanOrEqual(Math.floor((Date.now() - submitted) / 1000) - 1);
+      expect(age).toBeGreaterThanOrEqual(1);
+    } finally {
+      await startWorker();
+    }
+    expect((await settled(key, id)).status).toBe('completed');
+    expect(await inPendingIndex(id)).toBe(false);
+  }, 30_000);
 });

@@ -70,6 +70,14 @@ export const TABLES = {
     defaultName: 'tollgate-jobs',
     partitionKey: 'jobId',
     ttlAttribute: 'expiresAt',
+    /**
+     * Sparse GSI of unfinished jobs by age, for the age of the oldest job message on
+     * `GET /admin/queue` (SQS gives that only as a CloudWatch metric). A job carries the keys from
+     * creation until it completes or fails; the partition key is one of `shards` values so no
+     * single index partition takes every submission. Keys only; `pendingSince` is the creation
+     * time as 13 zero-padded digits of epoch ms (strings sort like the numbers).
+     */
+    pendingIndex: { name: 'pendingByAge', partitionKey: 'pendingShard', sortKey: 'pendingSince', shards: 8 },
   },
   conversations: {
     defaultName: 'tollgate-conversations',

@@ -18,9 +18,11 @@ import {
   type DynamoDBDocumentClient,
   GetCommand,
   PutCommand,
+  QueryCommand,
   UpdateCommand,
 } from '@aws-sdk/lib-dynamodb';
 import type { ChatCompletion, ChatRequest } from '../chat/types';
+import { TABLES } from '../config/contract';
 import type { ApiError } from '../errors';
 import type { Principal } from '../keys/key-store';
 import type { Reservation } from '../limits/limiter';
@@ -139,6 +141,19 @@ function isConditionFailure(err: unknown): boolean {
   );
 }
 
+const PENDING = TABLES.jobs.pendingIndex;
+
+/** The pending-index partition of a job: spread by the id's last hex digit. */
+export function pendingShard(jobId: string): string {
+  const digit = Number.parseInt(jobId.slice(-1), 16);
+  return `p${(Number.isNaN(digit) ? 0 : digit) % PENDING.shards}`;
+}
+
+/** Epoch ms as 13 zero-padded digits: sorts as text the way it sorts as a number. */
+export function pendingSince(ms: number): string {
+  return String(Math.max(0, Math.floor(ms))).padStart(13, '0');
+}
+
 /** Conditional writes over the jobs table. */
 export class JobStore {
   constructor(
@@ -160,7 +175,12 @@ export class JobStore {
       await this.doc.send(
         new PutCommand({
           TableName: this.table,
-          Item: job,
+          // Listed in the pending index (oldest unfinished job) until it completes or fails.
+          Item: {
+            ...job,
+            [PENDING.partitionKey]: pendingShard(job.jobId),
+            [PENDING.sortKey]: pendingSince(job.createdAt),
+          },
           ConditionExpression: 'attribute_not_exists(jobId)',
         }),
       );
@@ -289,7 +309,7 @@ export class JobStore {
         new UpdateCommand({
           TableName: this.table,
           Key: { jobId },
-          UpdateExpression: `SET ${sets.join(', ')} REMOVE leaseUntil`,
+          UpdateExpression: `SET ${sets.join(', ')} REMOVE leaseUntil, ${PENDING.partitionKey}`,
           ConditionExpression: '#s = :processing AND attempts = :attempt',
           ExpressionAttributeNames: names,
           ExpressionAttributeValues: values,
@@ -348,7 +368,7 @@ export class JobStore {
           new UpdateCommand({
             TableName: this.table,
             Key: { jobId },
-            UpdateExpression: 'SET #s = :failed, completedAt = :at, #e = :e REMOVE leaseUntil',
+            UpdateExpression: `SET #s = :failed, completedAt = :at, #e = :e REMOVE leaseUntil, ${PENDING.partitionKey}`,
             // Only from the state just read: a worker finishing meanwhile wins.
             ConditionExpression: '#s = :seen AND (attribute_not_exists(attempts) OR attempts = :attempts)',
             ExpressionAttributeNames: { '#s': 'status', '#e': 'error' },
@@ -368,5 +388,33 @@ export class JobStore {
       }
     }
     throw new Error(`job ${jobId} kept changing while being failed after its message died`);
+  }
+
+  /**
+   * Creation time (epoch ms) of the oldest job not yet completed or failed, or null when there
+   * is none: the age of the oldest message still in the queue, as SQS counts it (a message lives
+   * from its send until the job's attempt deletes it). One key-only query per index shard.
+   */
+  async oldestPendingSince(signal?: AbortSignal): Promise<number | null> {
+    const firsts = await Promise.all(
+      Array.from({ length: PENDING.shards }, async (_, i) => {
+        const r = await this.doc.send(
+          new QueryCommand({
+            TableName: this.table,
+            IndexName: PENDING.name,
+            KeyConditionExpression: '#p = :p',
+            ExpressionAttributeNames: { '#p': PENDING.partitionKey },
+            ExpressionAttributeValues: { ':p': `p${i}` },
+            ScanIndexForward: true,
+            Limit: 1,
+          }),
+          signal ? { abortSignal: signal } : {},
+        );
+        const since = r.Items?.[0]?.[PENDING.sortKey];
+        return typeof since === 'string' ? Number(since) : null;
+      }),
+    );
+    const known = firsts.filter((v): v is number => v !== null && Number.isFinite(v));
+    return known.length > 0 ? Math.min(...known) : null;
   }
 }

@@ -147,8 +147,10 @@ export interface QueueStats {
     in_flight: number;
     delayed: number;
     /**
-     * SQS reports this only as the CloudWatch metric `ApproximateAgeOfOldestMessage`, not through
-     * its API; null when unknown.
+     * Seconds since the oldest unfinished job was submitted (its message lives until the job
+     * completes or fails), from the jobs table's pending index: SQS reports its own
+     * `ApproximateAgeOfOldestMessage` only as a CloudWatch metric. 0 when nothing waits; null when
+     * the table could not be read.
      */
     oldest_message_age_seconds: number | null;
     max_depth: number;

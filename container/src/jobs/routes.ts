@@ -132,6 +132,11 @@ function register(app: FastifyInstance, rt: Runtime, options: AsyncRoutesOptions
         dlqUrl: env.jobsDlqUrl,
         maxDepth,
         workerConcurrency: env.workerConcurrency,
+        oldestMessageAgeSeconds: async () => {
+          const since = await store.oldestPendingSince(AbortSignal.timeout(5000));
+          // Like SQS's ApproximateAgeOfOldestMessage: 0 when nothing is waiting.
+          return since === null ? 0 : Math.max(0, Math.floor((Date.now() - since) / 1000));
+        },
       });
     } catch (err) {
       telemetry.logger.warn('queue statistics unavailable', { error: (err as Error).message });

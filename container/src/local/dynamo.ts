@@ -73,7 +73,7 @@ export async function ensureTables(client: DynamoDBClient, names: TableNames): P
       input: keyedTable(names.usage, TABLES.usage.partitionKey, TABLES.usage.sortKey),
       ttlAttribute: TABLES.usage.ttlAttribute,
     },
-    { input: keyedTable(names.jobs, TABLES.jobs.partitionKey), ttlAttribute: TABLES.jobs.ttlAttribute },
+    { input: jobsTable(names.jobs), ttlAttribute: TABLES.jobs.ttlAttribute },
     {
       input: keyedTable(names.conversations, TABLES.conversations.partitionKey),
       ttlAttribute: TABLES.conversations.ttlAttribute,
@@ -118,6 +118,29 @@ function apiKeysTable(tableName: string): CreateTableCommandInput {
           { AttributeName: t.byOwnerIndex.sortKey, KeyType: 'RANGE' },
         ],
         Projection: { ProjectionType: 'ALL' },
+      },
+    ],
+  };
+}
+
+function jobsTable(tableName: string): CreateTableCommandInput {
+  const t = TABLES.jobs;
+  const base = keyedTable(tableName, t.partitionKey);
+  return {
+    ...base,
+    AttributeDefinitions: stringAttributes(
+      t.partitionKey,
+      t.pendingIndex.partitionKey,
+      t.pendingIndex.sortKey,
+    ),
+    GlobalSecondaryIndexes: [
+      {
+        IndexName: t.pendingIndex.name,
+        KeySchema: [
+          { AttributeName: t.pendingIndex.partitionKey, KeyType: 'HASH' },
+          { AttributeName: t.pendingIndex.sortKey, KeyType: 'RANGE' },
+        ],
+        Projection: { ProjectionType: 'KEYS_ONLY' },
       },
     ],
   };
