@@ -137,6 +137,7 @@ export class UsageRecorder {
   private readonly timer: NodeJS.Timeout;
   private failures = 0;
   private closed = false;
+  private kickScheduled = false;
   /** Totals of records not yet sealed into a generation. */
   private open = new Map<string, DailyAggregate>();
   private openRecords = 0;
@@ -166,7 +167,15 @@ export class UsageRecorder {
     this.buffer.push(r);
     addToAggregates(this.open, r);
     this.openRecords++;
-    if (this.buffer.length >= this.maxBatch && !this.flushing && !this.closed) void this.run(false);
+    if (this.buffer.length >= this.maxBatch && !this.flushing && !this.closed && !this.kickScheduled) {
+      // After the current I/O callbacks: building and signing a batch (~0.5 ms) must not delay
+      // the response of the request that happened to fill it.
+      this.kickScheduled = true;
+      setImmediate(() => {
+        this.kickScheduled = false;
+        if (this.buffer.length >= this.maxBatch && !this.closed) void this.run(false);
+      });
+    }
   }
 
   /** Write everything recorded so far: rows and daily totals. Concurrent callers share the work. */
