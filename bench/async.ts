@@ -19,18 +19,25 @@
  * [--batch B]` prints the result as JSON and as markdown lines; bench/run.ts calls
  * runAsyncBench() and formats it with asyncBenchMarkdown().
  */
+import { createHash, randomBytes } from 'node:crypto';
 import type { Agent } from 'node:http';
 import { join } from 'node:path';
+import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
+import { SendMessageCommand, SQSClient } from '@aws-sdk/client-sqs';
+import { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
 import type { FastifyInstance } from 'fastify';
 import { buildApp } from '../container/src/app';
+import { ENV } from '../container/src/config/contract';
 import { readEnv } from '../container/src/config/env';
+import { JobStore } from '../container/src/jobs/job-store';
 import { registerAsyncRoutes } from '../container/src/jobs/routes';
+import { encodeJobMessage } from '../container/src/jobs/schema';
 import { createDlqHandler, createWorkerHandler, type SqsBatchHandler } from '../container/src/jobs/worker';
 import { type LocalWorker, startLocalWorker } from '../container/src/local/poller';
 import { getFreePort } from '../container/src/local/ports';
 import { startRedisServer } from '../container/src/local/redis';
 import { createRuntime } from '../container/src/runtime';
-import { httpRequest, keepAliveAgent, type Percentiles, runCount, runPaced } from './lib/load';
+import { httpRequest, keepAliveAgent, type Percentiles, percentiles, runCount, runPaced } from './lib/load';
 import { type Child, CpuMeter, forget, sleep, spawnChild } from './lib/procs';
 import { dockerfileNodeFlags, ROOT, startStack, startUpstream } from './lib/services';
 
@@ -84,6 +91,12 @@ export interface AsyncBenchResult {
   submitWithWorker: SubmitLatency;
   /** Submit latency with the worker stopped (the service alone). */
   submitAlone: SubmitLatency;
+  /**
+   * The stand-ins alone at the same rate: the producer's two writes (the conditional job-row put
+   * and the SQS send, concurrently, with the same code and payloads) issued straight from the
+   * load generator. Its latency is the floor under `submitAlone`; the difference is Tollgate's.
+   */
+  standIns: SubmitLatency;
   /** Whether the worker kept up at `rate`/s: the queue was empty within 10 s of the load ending. */
   keptUp: boolean;
   /** Seconds after the load ended until the queue was empty (Infinity: not within 50 s). */
@@ -250,6 +263,8 @@ export async function runAsyncBench(opts: AsyncBenchOptions = {}): Promise<Async
         new CpuMeter(pids),
       );
 
+    // 0. The floor: the producer's two writes straight to the stand-ins, at the same rate.
+    const standIns = await pacedWrites(stack.env, rate, durationS, warmupS, body, pids);
     // 1. The service alone (the worker runs elsewhere, as Lambda does): submit latency.
     const alone = await paced('submit, worker stopped');
     // The per-submission cost without queueing (a light fixed rate, the process warm by now).
@@ -309,12 +324,113 @@ export async function runAsyncBench(opts: AsyncBenchOptions = {}): Promise<Async
       submitLight: latencyOf(light),
       submitWithWorker: latencyOf(withWorker),
       submitAlone: latencyOf(alone),
+      standIns,
       keptUp,
       backlogSeconds: round(backlogSeconds),
     };
   } finally {
     agent.destroy();
     for (const stop of mine.reverse()) await stop().catch(() => undefined);
+  }
+}
+
+/**
+ * Open loop at `rate`/s for `durationS` (after `warmupS` unmeasured): each tick writes a job row
+ * with `JobStore.create` (conditional put) and sends its message, concurrently, like
+ * `JobProducer.submit` after admission. Latency from the tick to both answers.
+ */
+async function pacedWrites(
+  stackEnv: Record<string, string>,
+  rate: number,
+  durationS: number,
+  warmupS: number,
+  requestJson: string,
+  pids: () => Record<string, number>,
+): Promise<SubmitLatency> {
+  const aws = {
+    region: stackEnv['AWS_REGION'] ?? 'us-east-1',
+    credentials: { accessKeyId: 'x', secretAccessKey: 'x' },
+  };
+  const ddb = new DynamoDBClient({ ...aws, endpoint: stackEnv['AWS_ENDPOINT_URL_DYNAMODB'] });
+  const sqs = new SQSClient({ ...aws, endpoint: stackEnv['AWS_ENDPOINT_URL_SQS'] });
+  const store = new JobStore(
+    DynamoDBDocumentClient.from(ddb, { marshallOptions: { removeUndefinedValues: true } }),
+    stackEnv[ENV.tableJobs] as string,
+  );
+  const queueUrl = stackEnv[ENV.jobsQueueUrl] as string;
+  const requestHash = createHash('sha256').update(requestJson).digest('hex');
+  const one = async (): Promise<number> => {
+    const t0 = performance.now();
+    const jobId = `job_${randomBytes(16).toString('hex')}`;
+    const now = Date.now();
+    await Promise.all([
+      store.create({
+        jobId,
+        owner: 'bench-floor',
+        keyId: 'key_benchfloor',
+        principal: {
+          keyId: 'key_benchfloor',
+          owner: 'bench-floor',
+          tier: 'premium',
+          limits: { rpm: 1e8, tpm: 1e9, daily_tokens: 1e12, monthly_budget_usd: 1e9 },
+          models: [],
+          maxTokensCap: undefined,
+        },
+        model: 'mock-small',
+        status: 'queued',
+        request: requestJson,
+        requestHash,
+        createdAt: now,
+        expiresAt: Math.floor(now / 1000) + 86_400,
+      }),
+      sqs.send(
+        new SendMessageCommand({ QueueUrl: queueUrl, MessageBody: encodeJobMessage(jobId, requestJson) }),
+      ),
+    ]);
+    return performance.now() - t0;
+  };
+  const run = async (seconds: number, meter?: CpuMeter) => {
+    const total = Math.round(rate * seconds);
+    const times: number[] = [];
+    let failed = 0;
+    let maxLag = 0;
+    const inflight: Promise<void>[] = [];
+    meter?.begin();
+    const t0 = performance.now();
+    for (let i = 0; i < total; i++) {
+      const due = t0 + (i * 1000) / rate;
+      const wait = due - performance.now();
+      if (wait > 0) await sleep(wait);
+      maxLag = Math.max(maxLag, performance.now() - due);
+      inflight.push(
+        one().then(
+          (ms) => {
+            times.push(ms);
+          },
+          () => {
+            failed++;
+          },
+        ),
+      );
+    }
+    await Promise.all(inflight);
+    return { times, failed, maxLag, cpu: meter?.end() };
+  };
+  try {
+    if (warmupS > 0) await run(warmupS);
+    const r = await run(durationS, new CpuMeter(pids));
+    return {
+      rate,
+      requests: r.times.length + r.failed,
+      latency: percentiles(r.times),
+      non2xx: r.failed,
+      statusCodes: { ok: r.times.length, ...(r.failed ? { failed: r.failed } : {}) },
+      maxSendLagMs: round(r.maxLag),
+      ...(r.cpu ? { cpu: r.cpu } : {}),
+    };
+  } finally {
+    ddb.destroy();
+    sqs.destroy();
   }
 }
 
@@ -344,6 +460,7 @@ export function asyncBenchMarkdown(r: AsyncBenchResult): string[] {
     `- Async drain: ${r.drain.jobs} jobs in ${r.drain.seconds} s = **${r.drain.jobsPerSecond} jobs/s** through local-aws-sqs + worker (batch ${r.drain.batchSize}, concurrency ${r.drain.concurrency}) + mock upstream${busy(r.drain.cpu)}`,
     `- Async submit latency, worker in the same process: **${lat(r.submitWithWorker)}**; worker kept up: ${r.keptUp ? 'yes' : 'no'} (${Number.isFinite(r.backlogSeconds) ? `queue empty ${r.backlogSeconds} s after the load` : 'queue not empty 50 s after the load'})`,
     `- Async submit latency, service alone: ${lat(r.submitAlone)}`,
+    `- The stand-ins alone at the same rate (the producer's conditional job-row put and SQS send, concurrently, straight from the load generator): ${lat(r.standIns)}; **added by Tollgate: p50 +${round(r.submitAlone.latency.p50 - r.standIns.latency.p50)} ms, p99 +${round(r.submitAlone.latency.p99 - r.standIns.latency.p99)} ms**`,
     `- Async submit latency at a light load, service alone: ${lat(r.submitLight)}; CPU per submission ${cpuPer(r.submitLight)}`,
   ];
 }

@@ -1,6 +1,7 @@
 import { DescribeTableCommand, DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
 import { Cluster, Redis } from 'ioredis';
+import { UndiciHttpHandler } from './aws/undici-handler';
 import { MemoryCacheStore, RedisCacheStore, ResponseCache } from './cache/response-cache';
 import { ChatService } from './chat/chat-service';
 import type { RuntimeEnv } from './config/env';
@@ -145,7 +146,7 @@ export async function createRuntime(env: RuntimeEnv): Promise<Runtime> {
     ? new ResponseCache(redis ? new RedisCacheStore(redis) : new MemoryCacheStore(), config.cache)
     : null;
 
-  const ddb = new DynamoDBClient({ maxAttempts: 3 });
+  const ddb = new DynamoDBClient({ maxAttempts: 3, requestHandler: new UndiciHttpHandler() });
   const doc = DynamoDBDocumentClient.from(ddb, { marshallOptions: { removeUndefinedValues: true } });
   const usage = new UsageRecorder({
     ddb,

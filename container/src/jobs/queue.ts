@@ -4,6 +4,7 @@
  */
 import type { Logger } from '@aws-lambda-powertools/logger';
 import { GetQueueAttributesCommand, GetQueueUrlCommand, SQSClient } from '@aws-sdk/client-sqs';
+import { UndiciHttpHandler } from '../aws/undici-handler';
 import { ServiceUnavailableError } from '../errors';
 
 /** The logger surface the jobs modules need (the runtime's Powertools logger). */
@@ -18,7 +19,7 @@ export type JobsLogger = Pick<Logger, 'debug' | 'info' | 'warn' | 'error'>;
 export function createSqsClient(): SQSClient {
   return new SQSClient({
     maxAttempts: 3,
-    requestHandler: { connectionTimeout: 1000, requestTimeout: 5000 },
+    requestHandler: new UndiciHttpHandler({ connectionTimeout: 1000, requestTimeout: 5000 }),
     ...SQS_ENDPOINT_POLICY,
     ...SQS_NO_MD5,
   });
