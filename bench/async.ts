@@ -23,10 +23,11 @@ import { createHash, randomBytes } from 'node:crypto';
 import type { Agent } from 'node:http';
 import { join } from 'node:path';
 import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
-import { SendMessageCommand, SQSClient } from '@aws-sdk/client-sqs';
+import { CreateQueueCommand, SendMessageCommand, SQSClient } from '@aws-sdk/client-sqs';
 import { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
 import type { FastifyInstance } from 'fastify';
 import { buildApp } from '../container/src/app';
+import { UndiciHttpHandler } from '../container/src/aws/undici-handler';
 import { ENV } from '../container/src/config/contract';
 import { readEnv } from '../container/src/config/env';
 import { JobStore } from '../container/src/jobs/job-store';
@@ -351,13 +352,26 @@ async function pacedWrites(
     region: stackEnv['AWS_REGION'] ?? 'us-east-1',
     credentials: { accessKeyId: 'x', secretAccessKey: 'x' },
   };
-  const ddb = new DynamoDBClient({ ...aws, endpoint: stackEnv['AWS_ENDPOINT_URL_DYNAMODB'] });
-  const sqs = new SQSClient({ ...aws, endpoint: stackEnv['AWS_ENDPOINT_URL_SQS'] });
+  // The service's HTTP layer, so the difference is Tollgate's and not the clients'.
+  const ddb = new DynamoDBClient({
+    ...aws,
+    endpoint: stackEnv['AWS_ENDPOINT_URL_DYNAMODB'],
+    requestHandler: new UndiciHttpHandler(),
+  });
+  const sqs = new SQSClient({
+    ...aws,
+    endpoint: stackEnv['AWS_ENDPOINT_URL_SQS'],
+    requestHandler: new UndiciHttpHandler(),
+    md5: false,
+  });
   const store = new JobStore(
     DynamoDBDocumentClient.from(ddb, { marshallOptions: { removeUndefinedValues: true } }),
     stackEnv[ENV.tableJobs] as string,
   );
-  const queueUrl = stackEnv[ENV.jobsQueueUrl] as string;
+  // A queue of its own on the same SQS stand-in: the worker phases must not find these messages.
+  const jobsQueueName = new URL(stackEnv[ENV.jobsQueueUrl] as string).pathname.split('/').pop() ?? 'jobs';
+  const created = await sqs.send(new CreateQueueCommand({ QueueName: `${jobsQueueName}-floor` }));
+  const queueUrl = created.QueueUrl as string;
   const requestHash = createHash('sha256').update(requestJson).digest('hex');
   const one = async (): Promise<number> => {
     const t0 = performance.now();

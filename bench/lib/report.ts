@@ -2,6 +2,7 @@
  * The results as markdown: the generated block of docs/benchmarks.md (between markers, so
  * the hand-written analysis around it survives a re-run) and the table printed at the end.
  */
+import type { AsyncBenchResult } from '../async';
 import type { LoadResult } from './load';
 import type { BenchResults, RedisScenario } from './types';
 
@@ -174,8 +175,21 @@ function targets(r: BenchResults): string[] {
     `| 3 | cache HIT p50 <= 1 ms at a moderate fixed rate | ${hitLow ? `${ms(hitLow.latency.p50)} ms p50 at ${r.settings['lowRate']} RPS` : 'n/a'}; ${hit ? `${ms(hit.latency.p50)} ms p50 at ${r.settings['cacheRate']} RPS` : 'n/a'}; HIT header on ${r.cache.sampleHits}/${r.cache.sampleChecked} | ${r.settings['lowRate']} RPS: ${pass(hitLow ? hitLow.latency.p50 <= 1 && allHits : null)}; ${r.settings['cacheRate']} RPS: ${pass(hit ? hit.latency.p50 <= 1 && allHits : null)} |`,
     `| 4 | Redis round trips per request <= 1 admission + 1 lookup + 1 reconcile | ${redis} | ${pass(redisOk(r))} |`,
     `| 5 | RSS per open stream < 100 KB, no errors (${n0(s?.streams)} streams) | ${s ? `${ms(perStreamKB, 1)} KB (${ms(s.perStreamKiB, 1)} KiB); ${s.completed} completed, ${s.failed} failed` : 'n/a'} | ${pass(streamsOk)} |`,
-    `| 6 | async path | ${r.async.status}: ${r.async.note} | ${r.async.status === 'ok' ? 'see section 6' : 'n/a'} |`,
+    asyncTarget(r),
   ];
+}
+
+/** Target 6: the submit p99 of the service alone (the AWS topology), next to the stand-ins' own. */
+function asyncTarget(r: BenchResults): string {
+  const d = r.async.status === 'ok' ? (r.async.data as AsyncBenchResult | undefined) : undefined;
+  if (!d?.submitAlone)
+    return `| 6 | async submit p99 <= 5 ms at 200/s | ${r.async.status}: ${r.async.note} | n/a |`;
+  const s = d.submitAlone;
+  const f = d.standIns;
+  const floor = f
+    ? `; the stand-ins alone (row put + SQS send straight from the load generator): p99 ${ms(f.latency.p99)} ms, so Tollgate adds +${ms(s.latency.p99 - f.latency.p99)} ms p99 / +${ms(s.latency.p50 - f.latency.p50)} ms p50`
+    : '';
+  return `| 6 | async submit p99 <= 5 ms at ${s.rate}/s | service alone: p99 ${ms(s.latency.p99)} ms (p50 ${ms(s.latency.p50)} ms)${floor}; drain ${n0(d.drain.jobsPerSecond)} jobs/s | ${pass(s.latency.p99 <= 5 && s.non2xx === 0)} |`;
 }
 
 function redisTable(r: BenchResults): string[] {

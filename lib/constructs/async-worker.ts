@@ -12,6 +12,7 @@ import {
   ENV,
   SECRET_ARN_SUFFIX,
   SERVICE_NAMES,
+  TABLES,
 } from '../../container/src/config/contract';
 import { FIXED } from '../defaults';
 import type { Data } from './data';
@@ -128,7 +129,7 @@ export class AsyncWorker extends Construct {
     this.queue = new sqs.Queue(this, 'Queue', {
       encryption: sqs.QueueEncryption.SQS_MANAGED,
       enforceSSL: true,
-      retentionPeriod: Duration.days(4),
+      retentionPeriod: Duration.days(TABLES.jobs.queueRetentionDays),
       // AWS guidance for Lambda consumers: at least 6x the function timeout, so a message is
       // not redelivered while a throttled or retried invocation still holds it.
       visibilityTimeout: Duration.seconds(timeout.toSeconds() * FIXED.visibilityTimeoutFactor),

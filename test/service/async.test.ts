@@ -12,7 +12,7 @@ import {
   SendMessageCommand,
   SQSClient,
 } from '@aws-sdk/client-sqs';
-import { QueryCommand, ScanCommand, UpdateCommand } from '@aws-sdk/lib-dynamodb';
+import { DeleteCommand, PutCommand, QueryCommand, ScanCommand, UpdateCommand } from '@aws-sdk/lib-dynamodb';
 import type { Context, SQSRecord } from 'aws-lambda';
 import OpenAI from 'openai';
 import { SERVICE_NAMES, TABLES } from '../../container/src/config/contract';
@@ -29,6 +29,8 @@ import { type MockUpstream, startMockUpstream } from '../helpers/mock-upstream';
 import { ADMIN_KEY, eventually, mockModel, startTestService, type TestService } from '../helpers/service';
 
 /** Short so that redelivery tests stay fast; short polls, so no long poll outlasts it (local-aws-sqs quirk). */
+/** Before any job of this file exists: no job here is older. */
+const SUITE_START = Date.now();
 const VISIBILITY_S = 3;
 const MARGIN_MS = 2000;
 
@@ -930,6 +932,93 @@ describe('job store', () => {
     }
   }
 
+  it('treats a create whose first answer was lost (then retried) as its own, not a replay', async () => {
+    const doc = workerRt.doc;
+    const twice = {
+      send: async (cmd: Parameters<typeof doc.send>[0]) => {
+        if (cmd instanceof PutCommand) await doc.send(cmd);
+        return doc.send(cmd);
+      },
+    } as unknown as typeof doc;
+    const store = new JobStore(twice, workerRt.env.tables.jobs);
+    const now = Date.now();
+    const row: JobRow = {
+      jobId: `job_${randomUUID().replace(/-/g, '')}`,
+      owner: 'store-test',
+      keyId: 'key_storetest',
+      principal: {
+        keyId: 'key_storetest',
+        owner: 'store-test',
+        tier: 'basic',
+        limits: { rpm: 1, tpm: 1, daily_tokens: 1, monthly_budget_usd: 1 },
+        models: [],
+        maxTokensCap: undefined,
+      },
+      model: 'mock-small',
+      status: 'queued',
+      request: '{}',
+      requestHash: 'x',
+      createdAt: now,
+      expiresAt: Math.floor(now / 1000) + 600,
+    };
+    expect(await store.create(row)).toBe(true);
+    // Someone else's write to the same id is still a conflict.
+    expect(await jobStore().create(row)).toBe(false);
+  });
+
+  it('unlists pending-index entries that cannot stand for a queued message', async () => {
+    const store = jobStore();
+    const now = Date.now();
+    const base = (jobId: string, createdAt: number): JobRow => ({
+      jobId,
+      owner: 'index-test',
+      keyId: 'key_indextest',
+      principal: {
+        keyId: 'key_indextest',
+        owner: 'index-test',
+        tier: 'basic',
+        limits: { rpm: 1, tpm: 1, daily_tokens: 1, monthly_budget_usd: 1 },
+        models: [],
+        maxTokensCap: undefined,
+      },
+      model: 'mock-small',
+      status: 'queued',
+      request: '{}',
+      requestHash: 'x',
+      createdAt,
+      expiresAt: Math.floor(now / 1000) + 600,
+    });
+    const hex = () => randomUUID().replace(/-/g, '');
+    // Finished by a worker that predates the index (status set, index key left behind).
+    const finished = base(`job_${hex()}`, now - 60_000);
+    // Older than the queue keeps messages: its message is gone.
+    const expired = base(`job_${hex()}`, now - (TABLES.jobs.queueRetentionDays + 1) * 86_400_000);
+    const waiting = base(`job_${hex()}`, now);
+    for (const j of [finished, expired, waiting]) expect(await store.create(j)).toBe(true);
+    await workerRt.doc.send(
+      new UpdateCommand({
+        TableName: workerRt.env.tables.jobs,
+        Key: { jobId: finished.jobId },
+        UpdateExpression: 'SET #s = :c',
+        ExpressionAttributeNames: { '#s': 'status' },
+        ExpressionAttributeValues: { ':c': 'completed' },
+      }),
+    );
+    expect(await inPendingIndex(finished.jobId)).toBe(true);
+    const oldest = await store.oldestPendingSince();
+    expect(oldest).not.toBeNull();
+    expect(oldest).toBeLessThanOrEqual(waiting.createdAt);
+    expect(oldest).toBeGreaterThan(expired.createdAt);
+    expect(await inPendingIndex(finished.jobId)).toBe(false);
+    expect(await inPendingIndex(expired.jobId)).toBe(false);
+    expect(await inPendingIndex(waiting.jobId)).toBe(true);
+    for (const j of [finished, expired, waiting]) {
+      await workerRt.doc.send(
+        new DeleteCommand({ TableName: workerRt.env.tables.jobs, Key: { jobId: j.jobId } }),
+      );
+    }
+  });
+
   it('treats a claim and a final write whose first answer was lost (then retried) as won', async () => {
     const job = await queuedJob();
     const store = retryingStore();
@@ -979,9 +1068,11 @@ describe('GET /admin/queue', () => {
       await new Promise((r) => setTimeout(r, 2100));
       const age = (await svc.http('GET', '/admin/queue', { key: ADMIN_KEY })).json().queue
         .oldest_message_age_seconds;
-      // This job waits, so the oldest waits at least as long (older leftovers only add).
+      // This job waits, so the oldest waits at least as long (older leftovers only add), and no
+      // job of this file is older than the file: seconds, not milliseconds.
       expect(age).toBeGreaterThanOrEqual(Math.floor((Date.now() - submitted) / 1000) - 1);
       expect(age).toBeGreaterThanOrEqual(1);
+      expect(age).toBeLessThanOrEqual(Math.ceil((Date.now() - SUITE_START) / 1000) + 1);
     } finally {
       await startWorker();
     }

@@ -302,6 +302,38 @@ describe('usage survives outages and shutdown', () => {
   });
 });
 
+describe('usage from a sloppy upstream', () => {
+  it('counts null token fields as 0 and keeps writing the records after them', async () => {
+    const { key, owner } = await svc.createKey();
+    upstream.enqueue('mock-small', {
+      kind: 'reply',
+      content: 'no counts',
+      usage: { prompt_tokens: 9, completion_tokens: null } as unknown as {
+        prompt_tokens: number;
+        completion_tokens: number;
+      },
+    });
+    const sloppy = await svc.http('POST', '/v1/chat/completions', {
+      key,
+      body: { model: 'mock-small', messages: msgs('sloppy usage') },
+    });
+    expect(sloppy.status).toBe(200);
+    const fine = await svc.http('POST', '/v1/chat/completions', {
+      key,
+      body: { model: 'mock-small', messages: msgs('after it') },
+    });
+    expect(fine.status).toBe(200);
+    const rows = await eventually(async () => {
+      const r = await records(owner);
+      return r.length === 2 ? r : undefined;
+    });
+    const first = rows.find((r) => r.requestId === sloppy.headers.get('x-request-id'));
+    expect(first).toMatchObject({ promptTokens: 9, completionTokens: 0 });
+    expect(Number.isFinite(first?.costUsd)).toBe(true);
+    await eventually(async () => (await svc.http('GET', '/v1/usage', { key })).json().totals.requests === 2);
+  });
+});
+
 describe('usage write pacing', () => {
   it('writes each full batch of rows at once; partial batches and daily totals wait for the interval', async () => {
     const { key, owner } = await svc.createKey();

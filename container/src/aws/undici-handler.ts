@@ -42,7 +42,8 @@ const DROPPED_HEADERS = new Set(['expect', 'connection', 'keep-alive', 'transfer
 
 /** undici errors the SDK's retry strategy should see as the transient failures they are. */
 const TIMEOUT_CODES = new Set(['UND_ERR_CONNECT_TIMEOUT', 'UND_ERR_HEADERS_TIMEOUT', 'UND_ERR_BODY_TIMEOUT']);
-const RESET_CODES = new Set(['UND_ERR_SOCKET', 'UND_ERR_CLOSED', 'UND_ERR_DESTROYED']);
+// Not UND_ERR_CLOSED / UND_ERR_DESTROYED: those mean this handler was shut down, no use retrying.
+const RESET_CODES = new Set(['UND_ERR_SOCKET']);
 
 export class UndiciHttpHandler {
   readonly metadata = { handlerProtocol: 'http/1.1' };
@@ -87,6 +88,13 @@ export class UndiciHttpHandler {
       res.body.on('error', asSdkError);
       return { response: { statusCode: res.statusCode, headers: out, body: res.body } };
     } catch (err) {
+      const signal = options.abortSignal as AbortSignal | undefined;
+      if (signal?.aborted) {
+        // As the SDK's own handler reports it, whatever the signal's reason (a timeout's too).
+        const abort = new Error('Request aborted', { cause: signal.reason });
+        abort.name = 'AbortError';
+        throw abort;
+      }
       throw asSdkError(err);
     }
   }

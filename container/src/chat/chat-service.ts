@@ -128,9 +128,10 @@ export class ChatCall {
     let cachedTokens = 0;
     let estimated = false;
     if (outcome.usage) {
-      promptTokens = outcome.usage.prompt_tokens;
-      completionTokens = outcome.usage.completion_tokens;
-      cachedTokens = outcome.usage.prompt_tokens_details?.cached_tokens ?? 0;
+      // An upstream's usage is trusted for amounts, not for types: null or garbage counts as 0.
+      promptTokens = tokenCount(outcome.usage.prompt_tokens);
+      completionTokens = tokenCount(outcome.usage.completion_tokens);
+      cachedTokens = tokenCount(outcome.usage.prompt_tokens_details?.cached_tokens);
     } else if (outcome.status === 200 || outcome.status === 499 || delivered !== '') {
       // Cut short (or an upstream that sends no usage): count what was delivered ourselves.
       // A request that failed before the model produced anything is not billed.
@@ -211,6 +212,10 @@ export class ChatCall {
           : 'internal_error';
     this.finish({ status, errorCode: code, ...(deliveredText !== undefined ? { deliveredText } : {}) });
   }
+}
+
+function tokenCount(v: unknown): number {
+  return typeof v === 'number' && Number.isFinite(v) && v > 0 ? Math.floor(v) : 0;
 }
 
 export function completionText(c: ChatCompletion): string {

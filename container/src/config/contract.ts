@@ -78,6 +78,11 @@ export const TABLES = {
      * time as 13 zero-padded digits of epoch ms (strings sort like the numbers).
      */
     pendingIndex: { name: 'pendingByAge', partitionKey: 'pendingShard', sortKey: 'pendingSince', shards: 8 },
+    /**
+     * How long SQS keeps a job message (the CDK queue's retention): a job pending for longer
+     * can no longer have one, so it does not count for the oldest-message age.
+     */
+    queueRetentionDays: 4,
   },
   conversations: {
     defaultName: 'tollgate-conversations',

@@ -71,6 +71,8 @@ export interface JobRow {
   /** Random token of the current claim and of the final write: tells a lost answer from a lost race. */
   claimedBy?: string;
   settledBy?: string;
+  /** Random token of the write that created the row. */
+  createdBy?: string;
   result?: string;
   resultGz?: Uint8Array;
   error?: JobError;
@@ -171,6 +173,8 @@ export class JobStore {
 
   /** Write a new `queued` row; false when the id exists (an Idempotency-Key race). */
   async create(job: JobRow): Promise<boolean> {
+    // Tells our own write, retried by the SDK after a lost answer, from another submission's.
+    const createdBy = randomUUID();
     try {
       await this.doc.send(
         new PutCommand({
@@ -180,15 +184,16 @@ export class JobStore {
             ...job,
             [PENDING.partitionKey]: pendingShard(job.jobId),
             [PENDING.sortKey]: pendingSince(job.createdAt),
+            createdBy,
           },
           ConditionExpression: 'attribute_not_exists(jobId)',
         }),
       );
       return true;
     } catch (err) {
-      if (isConditionFailure(err)) return false;
-      throw err;
+      if (!isConditionFailure(err)) throw err;
     }
+    return (await this.get(job.jobId))?.createdBy === createdBy;
   }
 
   /**
@@ -393,28 +398,77 @@ export class JobStore {
   /**
    * Creation time (epoch ms) of the oldest job not yet completed or failed, or null when there
    * is none: the age of the oldest message still in the queue, as SQS counts it (a message lives
-   * from its send until the job's attempt deletes it). One key-only query per index shard.
+   * from its send until the job's attempt deletes it). One key-only query per index shard, then a
+   * consistent read of the oldest candidate. Entries that cannot stand for a message are taken
+   * out of the index on the way (a row finished by a worker that predates the index, or pending
+   * for longer than the queue keeps messages: its message is gone, it will never run).
    */
-  async oldestPendingSince(signal?: AbortSignal): Promise<number | null> {
-    const firsts = await Promise.all(
-      Array.from({ length: PENDING.shards }, async (_, i) => {
-        const r = await this.doc.send(
-          new QueryCommand({
-            TableName: this.table,
-            IndexName: PENDING.name,
-            KeyConditionExpression: '#p = :p',
-            ExpressionAttributeNames: { '#p': PENDING.partitionKey },
-            ExpressionAttributeValues: { ':p': `p${i}` },
-            ScanIndexForward: true,
-            Limit: 1,
-          }),
-          signal ? { abortSignal: signal } : {},
-        );
-        const since = r.Items?.[0]?.[PENDING.sortKey];
-        return typeof since === 'string' ? Number(since) : null;
-      }),
-    );
-    const known = firsts.filter((v): v is number => v !== null && Number.isFinite(v));
-    return known.length > 0 ? Math.min(...known) : null;
+  async oldestPendingSince(opts: { signal?: AbortSignal; now?: number } = {}): Promise<number | null> {
+    const now = opts.now ?? Date.now();
+    const oldestPossible = now - TABLES.jobs.queueRetentionDays * 86_400_000;
+    const send = opts.signal ? { abortSignal: opts.signal } : {};
+    for (let round = 0; round < 3; round++) {
+      const perShard = await Promise.all(
+        Array.from({ length: PENDING.shards }, async (_, i) => {
+          const r = await this.doc.send(
+            new QueryCommand({
+              TableName: this.table,
+              IndexName: PENDING.name,
+              KeyConditionExpression: '#p = :p',
+              ExpressionAttributeNames: { '#p': PENDING.partitionKey },
+              ExpressionAttributeValues: { ':p': `p${i}` },
+              ScanIndexForward: true,
+              Limit: 4,
+            }),
+            send,
+          );
+          return (r.Items ?? []).map((it) => ({
+            jobId: String(it.jobId),
+            since: Number(it[PENDING.sortKey]),
+          }));
+        }),
+      );
+      const candidates = perShard
+        .flat()
+        .filter((c) => Number.isFinite(c.since))
+        .sort((x, y) => x.since - y.since);
+      if (candidates.length === 0) return null;
+      let repaired = false;
+      for (const c of candidates.slice(0, 8)) {
+        if (c.since >= oldestPossible) {
+          const job = await this.get(c.jobId);
+          if (job && job.status !== 'completed' && job.status !== 'failed') return c.since;
+          if (!job) continue;
+        }
+        await this.unlistPending(c.jobId, c.since, send);
+        repaired = true;
+      }
+      // None of the oldest few is pending: look again after repairs, else past them.
+      if (!repaired) return candidates[8]?.since ?? null;
+    }
+    return null;
+  }
+
+  /** Take a job out of the pending index (only the entry just read: a re-listed job stays). */
+  private async unlistPending(
+    jobId: string,
+    since: number,
+    send: { abortSignal?: AbortSignal },
+  ): Promise<void> {
+    try {
+      await this.doc.send(
+        new UpdateCommand({
+          TableName: this.table,
+          Key: { jobId },
+          UpdateExpression: `REMOVE ${PENDING.partitionKey}`,
+          ConditionExpression: '#s = :since',
+          ExpressionAttributeNames: { '#s': PENDING.sortKey },
+          ExpressionAttributeValues: { ':since': pendingSince(since) },
+        }),
+        send,
+      );
+    } catch (err) {
+      if (!isConditionFailure(err)) throw err;
+    }
   }
 }

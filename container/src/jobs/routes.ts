@@ -133,7 +133,7 @@ function register(app: FastifyInstance, rt: Runtime, options: AsyncRoutesOptions
         maxDepth,
         workerConcurrency: env.workerConcurrency,
         oldestMessageAgeSeconds: async () => {
-          const since = await store.oldestPendingSince(AbortSignal.timeout(5000));
+          const since = await store.oldestPendingSince({ signal: AbortSignal.timeout(5000) });
           // Like SQS's ApproximateAgeOfOldestMessage: 0 when nothing is waiting.
           return since === null ? 0 : Math.max(0, Math.floor((Date.now() - since) / 1000));
         },

@@ -56,6 +56,12 @@ export function dayOf(ts: number): string {
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
+/** A DynamoDB refusal that no retry can change (the request itself is invalid). */
+function isPermanent(err: unknown): boolean {
+  const name = (err as { name?: unknown } | null)?.name;
+  return name === 'ValidationException' || name === 'SerializationException';
+}
+
 interface DailyAggregate {
   owner: string;
   day: string;
@@ -72,7 +78,7 @@ const MAX_BATCHES_IN_FLIGHT = 4;
 
 /** A usage row as DynamoDB attribute values, built directly (no generic marshalling). */
 function usageItem(r: UsageRecord, expiresAt: number | undefined): Record<string, AttributeValue> {
-  const n = (v: number): AttributeValue => ({ N: String(v) });
+  const n = (v: number): AttributeValue => ({ N: String(finite(v)) });
   const item: Record<string, AttributeValue> = {
     pk: { S: usagePk(r.owner) },
     sk: { S: `${new Date(r.ts).toISOString()}#${r.requestId}` },
@@ -98,6 +104,14 @@ function usageItem(r: UsageRecord, expiresAt: number | undefined): Record<string
   return item;
 }
 
+/**
+ * A number DynamoDB accepts: anything else (NaN, null or undefined from a sloppy upstream's
+ * usage) would fail the whole batch on every retry, so it is written as 0.
+ */
+function finite(v: number): number {
+  return typeof v === 'number' && Number.isFinite(v) ? v : 0;
+}
+
 /** Daily totals not yet added to the table, sealed under one batch number once a write starts. */
 interface AggregateGeneration {
   /** Increases per generation in this process: makes the ADDs idempotent on retry. */
@@ -116,9 +130,9 @@ function addToAggregates(agg: Map<string, DailyAggregate>, r: UsageRecord): void
     agg.set(k, a);
   }
   a.requests++;
-  a.prompt += r.promptTokens;
-  a.completion += r.completionTokens;
-  a.cost += r.costUsd;
+  a.prompt += finite(r.promptTokens);
+  a.completion += finite(r.completionTokens);
+  a.cost += finite(r.costUsd);
   if (r.cached) a.cached++;
 }
 
@@ -188,10 +202,11 @@ export class UsageRecorder {
     if (current) {
       if (!full) return current;
       // A full flush must start after the current round, so that it sees every record so far.
-      this.fullFlushQueued ??= current.then(() => {
+      const next = () => {
         this.fullFlushQueued = null;
         return this.run(true);
-      });
+      };
+      this.fullFlushQueued ??= current.then(next, next);
       return this.fullFlushQueued;
     }
     const p = this.doFlush(full).finally(() => {
@@ -219,11 +234,28 @@ export class UsageRecorder {
         this.inFlight += taken;
         const results = await Promise.allSettled(batches.map((b) => this.writeRows(b)));
         this.inFlight -= taken;
-        const failed = batches.filter((_, i) => results[i]?.status === 'rejected');
-        if (failed.length > 0) {
+        const retry: UsageRecord[] = [];
+        let error: unknown;
+        batches.forEach((b, i) => {
+          const r = results[i];
+          if (r?.status !== 'rejected') return;
+          if (isPermanent(r.reason)) {
+            // The table refuses these rows as they are: retrying would jam every write behind them.
+            this.opts.telemetry.increment(METRICS.usageWriteFailures);
+            this.opts.telemetry.logger.error('usage rows refused by DynamoDB; dropped', {
+              count: b.length,
+              requestIds: b.map((x) => x.requestId),
+              error: (r.reason as Error)?.message,
+            });
+            return;
+          }
+          retry.push(...b);
+          error ??= r.reason;
+        });
+        if (retry.length > 0) {
           // Back to the front, in order; puts are idempotent, so rewriting a row that landed is harmless.
-          this.buffer.unshift(...failed.flat());
-          throw (results.find((x) => x.status === 'rejected') as PromiseRejectedResult).reason;
+          this.buffer.unshift(...retry);
+          throw error;
         }
       }
       if (full || Date.now() - this.aggregatesAt >= this.intervalMs) {
@@ -257,15 +289,20 @@ export class UsageRecorder {
     }
   }
 
-  /** Seal the open totals under a new batch number (unless a sealed set is still unwritten) and add them. */
+  /**
+   * Add the sealed totals (left over from a failed round), then seal the open ones under a new
+   * batch number and add those: after a full flush nothing recorded before it is left open.
+   */
   private async writeAggregates(): Promise<void> {
-    if (!this.sealed) {
-      if (this.open.size === 0) return;
-      this.sealed = { seq: ++this.seq, aggregates: this.open, done: new Set(), records: this.openRecords };
-      this.open = new Map();
-      this.openRecords = 0;
-    }
-    const gen = this.sealed;
+    if (this.sealed) await this.writeGeneration(this.sealed);
+    if (this.open.size === 0) return;
+    this.sealed = { seq: ++this.seq, aggregates: this.open, done: new Set(), records: this.openRecords };
+    this.open = new Map();
+    this.openRecords = 0;
+    await this.writeGeneration(this.sealed);
+  }
+
+  private async writeGeneration(gen: AggregateGeneration): Promise<void> {
     const { ddb, table } = this.opts;
     await Promise.all(
       [...gen.aggregates].map(async ([k, a]) => {
@@ -299,7 +336,7 @@ export class UsageRecorder {
         gen.done.add(k);
       }),
     );
-    this.sealed = null;
+    if (this.sealed === gen) this.sealed = null;
   }
 
   /** Flush until empty or the deadline passes (SIGTERM). Returns the records left unwritten. */

@@ -38,6 +38,8 @@ export class LeanOpenAI extends OpenAI {
       this._options.defaultHeaders !== undefined ||
       typeof this._options.apiKey === 'function' ||
       (this as unknown as { _workloadIdentityAuth?: unknown })._workloadIdentityAuth !== undefined ||
+      (this as unknown as { _provider?: unknown })._provider !== undefined ||
+      (options as { __security?: unknown }).__security !== undefined ||
       !isPlainObject(body)
     ) {
       return super.buildRequest(options, { retryCount });
@@ -63,6 +65,7 @@ export class LeanOpenAI extends OpenAI {
   }
 
   private makeFixedHeaders(): Record<string, string> {
+    // The SDK's own user agent (`<class name>/JS <version>`; this class is named OpenAI below).
     const h: Record<string, string> = {
       accept: 'application/json',
       'content-type': 'application/json',
@@ -75,3 +78,6 @@ export class LeanOpenAI extends OpenAI {
     return h;
   }
 }
+
+// The SDK builds its user agent from the class name: keep it `OpenAI/JS <version>` on both paths.
+Object.defineProperty(LeanOpenAI, 'name', { value: 'OpenAI' });
