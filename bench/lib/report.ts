@@ -289,6 +289,17 @@ export function renderGenerated(r: BenchResults, history: HistoryEntry[]): strin
     loadRow(l.tollgate, 'Tollgate -> mock'),
     `| **added by Tollgate** | | | **${a ? `+${ms(a.p50)}` : 'n/a'}** | ${l.direct && l.tollgate ? `+${ms(l.tollgate.latency.p90 - l.direct.latency.p90)}` : ''} | **${a ? `+${ms(a.p99)}` : 'n/a'}** | | | | |`,
     '',
+    ...(l.rounds && l.rounds.length > 1
+      ? [
+          `${l.rounds.length} rounds, each the mock then Tollgate; the table shows the round with the median added p99. Added p50 / p99 per round: ${l.rounds
+            .map(
+              (x) =>
+                `+${ms(x.tollgate.latency.p50 - x.direct.latency.p50)} / +${ms(x.tollgate.latency.p99 - x.direct.latency.p99)} ms`,
+            )
+            .join('; ')}.`,
+          '',
+        ]
+      : []),
     `The same at ${r.settings['lowRate']} RPS (${r.settings['lowS']} s), where neither side queues: the per-request cost on its own.`,
     '',
     ...LOAD_HEAD,

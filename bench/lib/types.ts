@@ -78,6 +78,11 @@ export interface BenchResults {
     tollgate: LoadResult | null;
     directAutocannon: LoadResult | null;
     tollgateAutocannon: LoadResult | null;
+    /**
+     * Every paced round (mock direct, then Tollgate); `direct`/`tollgate` above are the round
+     * with the median added p99, so one noisy round on a shared box does not decide the verdict.
+     */
+    rounds?: Array<{ direct: LoadResult; tollgate: LoadResult }>;
   };
   /** The same pair at a low rate: per-request overhead without queueing. */
   latencyLow: { direct: LoadResult | null; tollgate: LoadResult | null };
