@@ -906,6 +906,30 @@ describe('worker', () => {
 });
 
 describe('job store', () => {
+  /** A queued job row written straight to the store (no message). */
+  function storeRow(createdAt: number): JobRow {
+    const principal = {
+      keyId: 'key_storetest',
+      owner: 'store-test',
+      tier: 'basic',
+      limits: { rpm: 1, tpm: 1, daily_tokens: 1, monthly_budget_usd: 1 },
+      models: [],
+      maxTokensCap: undefined,
+    };
+    return {
+      jobId: `job_${randomUUID().replace(/-/g, '')}`,
+      owner: principal.owner,
+      keyId: principal.keyId,
+      principal,
+      model: 'mock-small',
+      status: 'queued',
+      request: '{}',
+      requestHash: 'x',
+      createdAt,
+      expiresAt: Math.floor(Date.now() / 1000) + 600,
+    };
+  }
+
   /** A document client that sends each UpdateItem twice, like an SDK retry after a lost answer. */
   function retryingStore(): JobStore {
     const doc = workerRt.doc;
@@ -941,26 +965,7 @@ describe('job store', () => {
       },
     } as unknown as typeof doc;
     const store = new JobStore(twice, workerRt.env.tables.jobs);
-    const now = Date.now();
-    const row: JobRow = {
-      jobId: `job_${randomUUID().replace(/-/g, '')}`,
-      owner: 'store-test',
-      keyId: 'key_storetest',
-      principal: {
-        keyId: 'key_storetest',
-        owner: 'store-test',
-        tier: 'basic',
-        limits: { rpm: 1, tpm: 1, daily_tokens: 1, monthly_budget_usd: 1 },
-        models: [],
-        maxTokensCap: undefined,
-      },
-      model: 'mock-small',
-      status: 'queued',
-      request: '{}',
-      requestHash: 'x',
-      createdAt: now,
-      expiresAt: Math.floor(now / 1000) + 600,
-    };
+    const row = storeRow(Date.now());
     expect(await store.create(row)).toBe(true);
     // Someone else's write to the same id is still a conflict.
     expect(await jobStore().create(row)).toBe(false);
@@ -969,31 +974,11 @@ describe('job store', () => {
   it('unlists pending-index entries that cannot stand for a queued message', async () => {
     const store = jobStore();
     const now = Date.now();
-    const base = (jobId: string, createdAt: number): JobRow => ({
-      jobId,
-      owner: 'index-test',
-      keyId: 'key_indextest',
-      principal: {
-        keyId: 'key_indextest',
-        owner: 'index-test',
-        tier: 'basic',
-        limits: { rpm: 1, tpm: 1, daily_tokens: 1, monthly_budget_usd: 1 },
-        models: [],
-        maxTokensCap: undefined,
-      },
-      model: 'mock-small',
-      status: 'queued',
-      request: '{}',
-      requestHash: 'x',
-      createdAt,
-      expiresAt: Math.floor(now / 1000) + 600,
-    });
-    const hex = () => randomUUID().replace(/-/g, '');
     // Finished by a worker that predates the index (status set, index key left behind).
-    const finished = base(`job_${hex()}`, now - 60_000);
+    const finished = storeRow(now - 60_000);
     // Older than the queue keeps messages: its message is gone.
-    const expired = base(`job_${hex()}`, now - (TABLES.jobs.queueRetentionDays + 1) * 86_400_000);
-    const waiting = base(`job_${hex()}`, now);
+    const expired = storeRow(now - (TABLES.jobs.queueRetentionDays + 1) * 86_400_000);
+    const waiting = storeRow(now);
     for (const j of [finished, expired, waiting]) expect(await store.create(j)).toBe(true);
     await workerRt.doc.send(
       new UpdateCommand({
