@@ -4,6 +4,13 @@ import { VERSION } from 'openai/version';
 type BuildRequestOptions = Parameters<OpenAI['buildRequest']>[0];
 type BuiltRequest = Awaited<ReturnType<OpenAI['buildRequest']>>;
 
+/** The SDK's per-call auth schemes: chat completions ask for the bearer key only. */
+function bearerOnly(security: unknown): boolean {
+  if (security === undefined) return true;
+  if (!isPlainObject(security)) return false;
+  return Object.entries(security).every(([k, v]) => (k === 'bearerAuth' ? true : !v));
+}
+
 function isPlainObject(v: unknown): v is Record<string, unknown> {
   if (v === null || typeof v !== 'object') return false;
   const proto = Object.getPrototypeOf(v);
@@ -39,7 +46,7 @@ export class LeanOpenAI extends OpenAI {
       typeof this._options.apiKey === 'function' ||
       (this as unknown as { _workloadIdentityAuth?: unknown })._workloadIdentityAuth !== undefined ||
       (this as unknown as { _provider?: unknown })._provider !== undefined ||
-      (options as { __security?: unknown }).__security !== undefined ||
+      !bearerOnly((options as { __security?: unknown }).__security) ||
       !isPlainObject(body)
     ) {
       return super.buildRequest(options, { retryCount });
