@@ -5,7 +5,7 @@
  *   1. throughput (autocannon, 50 connections): mock direct, Portkey, Tollgate
  *   2. added latency at a fixed 500 RPS: mock direct vs through Tollgate
  *   3. cache-hit latency
- *   4. Redis commands per request (INFO commandstats + MONITOR)
+ *   4. Redis round trips and commands per request (INFO stats + commandstats + MONITOR)
  *   5. memory per open stream with 2,000 slow concurrent streams
  *   6. the async path (bench/async.ts, when present)
  *   + Tollgate at INFO logging, and a CPU profile of a Tollgate throughput run
@@ -61,7 +61,11 @@ const S = {
   cacheRate: 500,
   cacheS: 8,
   redisRequests: 2000,
-  redisConcurrency: 20,
+  /**
+   * One at a time: a request's own round trips to Redis. Concurrent requests share writes
+   * (auto-pipelining), which makes exchanges per request fall below what each one waits for.
+   */
+  redisConcurrency: 1,
   streams: 2000,
   streamOrigins: 8,
   streamTokens: 40,

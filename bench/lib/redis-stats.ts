@@ -17,6 +17,12 @@ function parseCommandStats(info: string): CommandCounts {
   return out;
 }
 
+function readsProcessed(stats: string): number {
+  const m = /total_reads_processed:(\d+)/.exec(stats);
+  if (!m?.[1]) throw new Error('redis INFO stats has no total_reads_processed (Redis >= 6 needed)');
+  return Number(m[1]);
+}
+
 export interface RoundTripCounts {
   /** From INFO commandstats: every command executed, script-internal ones included. */
   commandstats: CommandCounts;
@@ -24,6 +30,12 @@ export interface RoundTripCounts {
   client: CommandCounts;
   /** From MONITOR: commands Lua scripts ran inside Redis. */
   lua: CommandCounts;
+  /**
+   * From INFO stats `total_reads_processed` (less the tap's own INFO calls): read events Redis
+   * processed, i.e. network exchanges. Commands written in the same tick (ioredis
+   * auto-pipelining) arrive in one read, so this is the round-trip count.
+   */
+  reads: number;
 }
 
 function open(host: string, port: number): Promise<Socket> {
@@ -36,8 +48,8 @@ function open(host: string, port: number): Promise<Socket> {
   });
 }
 
-/** `INFO commandstats` over a fresh connection (one bulk-string reply). */
-async function info(host: string, port: number): Promise<string> {
+/** `INFO <section>` over a fresh connection (one bulk-string reply). */
+async function info(host: string, port: number, section = 'commandstats'): Promise<string> {
   const s = await open(host, port);
   try {
     return await new Promise<string>((resolve, reject) => {
@@ -55,7 +67,7 @@ async function info(host: string, port: number): Promise<string> {
         if (buf.length >= nl + 2 + len) resolve(buf.subarray(nl + 2, nl + 2 + len).toString('utf8'));
       });
       s.once('error', reject);
-      s.write('INFO commandstats\r\n');
+      s.write(`INFO ${section}\r\n`);
     });
   } finally {
     s.destroy();
@@ -103,10 +115,14 @@ export class RedisTap {
     await ready;
     try {
       const before = parseCommandStats(await info(this.host, this.port));
+      const readsBefore = readsProcessed(await info(this.host, this.port, 'stats'));
       await fn();
       // Reconciliation runs after the response went out; give it time to land.
       await new Promise((r) => setTimeout(r, settleMs));
       const after = parseCommandStats(await info(this.host, this.port));
+      // Both INFO calls since the first read count themselves: the second INFO commandstats and
+      // this INFO stats.
+      const reads = readsProcessed(await info(this.host, this.port, 'stats')) - readsBefore - 2;
       const commandstats: CommandCounts = {};
       for (const [k, v] of Object.entries(after)) {
         const d = v - (before[k] ?? 0);
@@ -115,7 +131,7 @@ export class RedisTap {
       // INFO is ours (and client libraries' ready checks), never the gateway's hot path.
       delete commandstats['info'];
       delete client['info'];
-      return { commandstats, client, lua };
+      return { commandstats, client, lua, reads };
     } finally {
       mon.destroy();
     }
