@@ -329,6 +329,12 @@ export function renderGenerated(r: BenchResults, history: HistoryEntry[]): strin
     loadRow(r.cache.runLow, `Tollgate cache HIT @${r.settings['lowRate']} RPS`),
     loadRow(r.cache.run, `Tollgate cache HIT @${r.settings['cacheRate']} RPS`),
     '',
+    ...(r.cache.lowRoundsP50 && r.cache.lowRoundsP50.length > 1
+      ? [
+          `At ${r.settings['lowRate']} RPS, ${r.cache.lowRoundsP50.length} rounds (the median one shown); p50 per round: ${r.cache.lowRoundsP50.map((v) => `${ms(v)} ms`).join(', ')}.`,
+          '',
+        ]
+      : []),
     `\`x-tollgate-cache: HIT\` on ${r.cache.sampleHits} of ${r.cache.sampleChecked} measured responses (every one checked); the service's own \`tollgate_cache_total{result="HIT"}\` rose by ${r.cache.hitsCounted ?? 'n/a'} (both runs and their 1 s warm-ups).`,
     '',
     `### 4. Redis round trips and commands per request (${r.settings['redisRequests']} requests each, ${r.settings['redisConcurrency']} at a time)`,

@@ -90,6 +90,8 @@ export interface BenchResults {
     /** At the low rate and at the latency rate. */
     runLow: LoadResult | null;
     run: LoadResult | null;
+    /** p50 of every low-rate round; `runLow` is the median one (idle wake-ups make them vary). */
+    lowRoundsP50?: number[];
     /** Responses checked for `x-tollgate-cache: HIT` (all of both runs) and how many were. */
     sampleChecked: number;
     sampleHits: number;
