@@ -9,6 +9,12 @@ interface Seen {
   init: RequestInit;
 }
 
+function nth(seen: Seen[], i: number): Seen {
+  const s = seen[i];
+  if (!s) throw new Error(`no request #${i}`);
+  return s;
+}
+
 function client(seen: Seen[], opts: Record<string, unknown> = {}) {
   const fetch = async (url: string, init: RequestInit) => {
     seen.push({ url, init });
@@ -57,7 +63,7 @@ describe('LeanOpenAI', () => {
       'content-type': 'application/json',
       accept: 'application/json',
     });
-    expect((init?.headers as Record<string, string>)['user-agent']).toMatch(/^OpenAI\/JS \d/);
+    expect((nth(seen, 0).init.headers as Record<string, string>)['user-agent']).toMatch(/^OpenAI\/JS \d/);
     expect(JSON.parse(String(init?.body))).toEqual({
       model: 'm',
       messages: [{ role: 'user', content: 'q' }],
@@ -86,8 +92,8 @@ describe('LeanOpenAI', () => {
     );
     expect(seen).toHaveLength(2);
     for (const s of seen) expect(s.init.headers instanceof Headers).toBe(true);
-    expect((seen[1]?.init.headers as Headers).get('x-extra')).toBe('1');
+    expect((nth(seen, 1).init.headers as Headers).get('x-extra')).toBe('1');
     // Same user agent on both paths.
-    expect((seen[0]?.init.headers as Headers).get('user-agent')).toMatch(/^OpenAI\/JS \d/);
+    expect((nth(seen, 0).init.headers as Headers).get('user-agent')).toMatch(/^OpenAI\/JS \d/);
   });
 });
