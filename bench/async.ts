@@ -172,7 +172,10 @@ export async function runAsyncBench(opts: AsyncBenchOptions = {}): Promise<Async
     if (!redis) throw new Error('redis-server is not on PATH (apt-get install redis-server)');
     mine.push(() => redis.stop());
     const stack = await startStack();
-    mine.push(() => stopChild(stack.child));
+    mine.push(async () => {
+      await stack.stop();
+      for (const c of stack.children) forget(c);
+    });
     const upstream = await startUpstream({ streamListeners: 0, tokens: 1, shortTokens: 1, intervalMs: 1 });
     mine.push(() => stopChild(upstream.child));
     const port = await getFreePort();
@@ -243,9 +246,9 @@ export async function runAsyncBench(opts: AsyncBenchOptions = {}): Promise<Async
       model: 'mock-small',
       messages: [{ role: 'user', content: 'Summarize the async path.' }],
     });
-    const pids = (): Record<string, number> => ({
+    const pids = (): Record<string, number | number[]> => ({
       tollgate: child.pid,
-      stack: stack.child.pid,
+      stack: stack.pids,
       redis: redis.pid,
       upstream: upstream.child.pid,
     });
@@ -346,7 +349,7 @@ async function pacedWrites(
   durationS: number,
   warmupS: number,
   requestJson: string,
-  pids: () => Record<string, number>,
+  pids: () => Record<string, number | number[]>,
 ): Promise<SubmitLatency> {
   const aws = {
     region: stackEnv['AWS_REGION'] ?? 'us-east-1',

@@ -216,11 +216,11 @@ async function main(): Promise<void> {
       TOLLGATE_CONFIG_JSON: JSON.stringify(config),
       OPENAI_API_KEY: 'bench',
     };
-    const pids: Record<string, number> = {
+    const pids: Record<string, number | number[]> = {
       gateway: -1,
       mock: upstream.child.pid,
       redis: redis.pid,
-      'aws-stand-ins': stack.child.pid,
+      'aws-stand-ins': stack.pids,
     };
     const meter = new CpuMeter(() => pids);
 

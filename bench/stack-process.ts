@@ -1,19 +1,23 @@
 /**
- * DynamoDB (dynalite) and SQS (local-aws-sqs) stand-ins with Tollgate's tables and queues,
- * in a process of their own so that their CPU is not charged to the load generator. Prints
- * `STACK_ENV=<json>` (the variables to run the service with) and serves until SIGTERM/SIGINT
- * or until its parent goes away.
+ * One AWS stand-in in a process of its own, so that its CPU is not charged to anybody else and
+ * DynamoDB and SQS do not queue behind each other (in AWS they are separate services):
+ * `dynamodb` runs dynalite, `sqs` runs local-aws-sqs. Prints `URL=<endpoint>` once listening and
+ * serves until SIGTERM/SIGINT or until its parent goes away. The tables and queues are created
+ * by the benchmark (`startStack` in lib/services.ts) through the endpoints.
  */
-import { startLocalStack } from '../container/src/local/stack';
+import { startDynalite } from '../container/src/local/dynamo';
+import { startLocalSqs } from '../container/src/local/sqs';
 
 async function main(): Promise<void> {
-  const stack = await startLocalStack({ redis: false, prefix: process.argv[2] ?? 'tgbench' });
-  console.log(`STACK_ENV=${JSON.stringify(stack.env)}`);
+  const kind = process.argv[2];
+  if (kind !== 'dynamodb' && kind !== 'sqs') throw new Error(`usage: stack-process.ts dynamodb|sqs`);
+  const service = kind === 'dynamodb' ? await startDynalite() : await startLocalSqs();
+  console.log(`URL=${service.url}`);
   let stopping = false;
   const shutdown = () => {
     if (stopping) return;
     stopping = true;
-    void stack.stop().finally(() => process.exit(0));
+    void service.stop().finally(() => process.exit(0));
   };
   process.once('SIGTERM', shutdown);
   process.once('SIGINT', shutdown);

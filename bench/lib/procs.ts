@@ -237,11 +237,12 @@ export class CpuMeter {
   private self0: NodeJS.CpuUsage = process.cpuUsage();
   private t0 = 0;
 
-  constructor(private readonly pids: () => Record<string, number>) {}
+  /** A name may stand for several processes (their CPU is summed). */
+  constructor(private readonly pids: () => Record<string, number | number[]>) {}
 
   begin(): void {
     this.start.clear();
-    for (const [name, pid] of Object.entries(this.pids())) this.start.set(name, cpuSeconds(pid));
+    for (const [name, pid] of Object.entries(this.pids())) this.start.set(name, cpuOf(pid));
     this.machine0 = machineBusySeconds();
     this.self0 = process.cpuUsage();
     this.t0 = performance.now();
@@ -254,7 +255,7 @@ export class CpuMeter {
     let ours = 0;
     for (const [name, pid] of Object.entries(this.pids())) {
       const s = this.start.get(name);
-      const used = cpuSeconds(pid) - (s ?? Number.NaN);
+      const used = cpuOf(pid) - (s ?? Number.NaN);
       if (Number.isFinite(used)) {
         out[name] = round2(used / wall);
         ours += used;
@@ -269,6 +270,10 @@ export class CpuMeter {
     out['machine'] = round2(machine / wall);
     return out;
   }
+}
+
+function cpuOf(pid: number | number[]): number {
+  return Array.isArray(pid) ? pid.reduce((sum, p) => sum + cpuSeconds(p), 0) : cpuSeconds(pid);
 }
 
 function round2(n: number): number {

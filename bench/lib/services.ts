@@ -9,6 +9,7 @@ import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { getFreePort } from '../../container/src/local/ports';
 import { startRedisServer } from '../../container/src/local/redis';
+import { startLocalStack } from '../../container/src/local/stack';
 import { type HttpResponse, httpRequest } from './load';
 import { type Child, sleep, spawnChild, track } from './procs';
 
@@ -24,15 +25,52 @@ export async function startRedis(): Promise<{ url: string; pid: number; port: nu
   return { url: r.url, pid: r.pid, port: r.port };
 }
 
-/** dynalite + local-aws-sqs with the tables and queues, in their own process. */
-export async function startStack(): Promise<{ child: Child; env: Record<string, string> }> {
-  const { child, match } = await spawnChild(
-    'aws-stand-ins',
-    process.execPath,
-    [...TSX_LOADER, join(ROOT, 'bench', 'stack-process.ts'), 'tgbench'],
-    { cwd: ROOT, ready: /^STACK_ENV=(.+)$/m, readyTimeoutMs: 60_000 },
-  );
-  return { child, env: JSON.parse(match?.[1] ?? '{}') as Record<string, string> };
+export interface Stack {
+  /** dynalite, then local-aws-sqs: a process each. */
+  children: Child[];
+  pids: number[];
+  /** The variables to run the service with (endpoints, tables, queue URLs). */
+  env: Record<string, string>;
+  stop(): Promise<void>;
+}
+
+/**
+ * dynalite and local-aws-sqs, each in a process of its own (stack-process.ts), with Tollgate's
+ * tables and queues created through their endpoints (`startLocalStack` with both endpoints set
+ * starts nothing itself).
+ */
+export async function startStack(prefix = 'tgbench'): Promise<Stack> {
+  const children: Child[] = [];
+  const stop = async () => {
+    for (const c of children.splice(0)) await c.stop();
+  };
+  try {
+    const urls: string[] = [];
+    for (const kind of ['dynamodb', 'sqs']) {
+      const { child, match } = await spawnChild(
+        `aws-stand-in ${kind}`,
+        process.execPath,
+        [...TSX_LOADER, join(ROOT, 'bench', 'stack-process.ts'), kind],
+        { cwd: ROOT, ready: /^URL=(\S+)$/m, readyTimeoutMs: 60_000 },
+      );
+      children.push(child);
+      urls.push(match?.[1] ?? '');
+    }
+    const stack = await startLocalStack({
+      env: { AWS_REGION: 'us-east-1', AWS_ENDPOINT_URL_DYNAMODB: urls[0], AWS_ENDPOINT_URL_SQS: urls[1] },
+      prefix,
+      redis: false,
+    });
+    const env: Record<string, string> = {
+      ...stack.env,
+      AWS_ENDPOINT_URL_DYNAMODB: urls[0] as string,
+      AWS_ENDPOINT_URL_SQS: urls[1] as string,
+    };
+    return { children, pids: children.map((c) => c.pid), env, stop };
+  } catch (err) {
+    await stop();
+    throw err;
+  }
 }
 
 export interface UpstreamPorts {
