@@ -172,9 +172,10 @@ export async function runAsyncBench(opts: AsyncBenchOptions = {}): Promise<Async
     if (!redis) throw new Error('redis-server is not on PATH (apt-get install redis-server)');
     mine.push(() => redis.stop());
     const stack = await startStack();
+    const standInChildren = [...stack.children];
     mine.push(async () => {
       await stack.stop();
-      for (const c of stack.children) forget(c);
+      for (const c of standInChildren) forget(c);
     });
     const upstream = await startUpstream({ streamListeners: 0, tokens: 1, shortTokens: 1, intervalMs: 1 });
     mine.push(() => stopChild(upstream.child));

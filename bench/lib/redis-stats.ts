@@ -114,15 +114,18 @@ export class RedisTap {
     mon.write('MONITOR\r\n');
     await ready;
     try {
+      // What the tap's own INFO calls add to the read count (each connection's command and its
+      // close are read events), measured around nothing, then subtracted from the real window.
+      const r0 = readsProcessed(await info(this.host, this.port, 'stats'));
+      await info(this.host, this.port);
+      const own = readsProcessed(await info(this.host, this.port, 'stats')) - r0;
       const before = parseCommandStats(await info(this.host, this.port));
       const readsBefore = readsProcessed(await info(this.host, this.port, 'stats'));
       await fn();
       // Reconciliation runs after the response went out; give it time to land.
       await new Promise((r) => setTimeout(r, settleMs));
       const after = parseCommandStats(await info(this.host, this.port));
-      // Both INFO calls since the first read count themselves: the second INFO commandstats and
-      // this INFO stats.
-      const reads = readsProcessed(await info(this.host, this.port, 'stats')) - readsBefore - 2;
+      const reads = readsProcessed(await info(this.host, this.port, 'stats')) - readsBefore - own;
       const commandstats: CommandCounts = {};
       for (const [k, v] of Object.entries(after)) {
         const d = v - (before[k] ?? 0);

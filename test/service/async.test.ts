@@ -974,33 +974,37 @@ describe('job store', () => {
   it('unlists pending-index entries that cannot stand for a queued message', async () => {
     const store = jobStore();
     const now = Date.now();
-    // Finished by a worker that predates the index (status set, index key left behind).
-    const finished = storeRow(now - 60_000);
+    // Finished by a worker that predates the index (status set, index key left behind), and
+    // older than any job this file writes, so it is among the first entries looked at.
+    const finished = storeRow(SUITE_START - 60_000);
     // Older than the queue keeps messages: its message is gone.
     const expired = storeRow(now - (TABLES.jobs.queueRetentionDays + 1) * 86_400_000);
     const waiting = storeRow(now);
-    for (const j of [finished, expired, waiting]) expect(await store.create(j)).toBe(true);
-    await workerRt.doc.send(
-      new UpdateCommand({
-        TableName: workerRt.env.tables.jobs,
-        Key: { jobId: finished.jobId },
-        UpdateExpression: 'SET #s = :c',
-        ExpressionAttributeNames: { '#s': 'status' },
-        ExpressionAttributeValues: { ':c': 'completed' },
-      }),
-    );
-    expect(await inPendingIndex(finished.jobId)).toBe(true);
-    const oldest = await store.oldestPendingSince();
-    expect(oldest).not.toBeNull();
-    expect(oldest).toBeLessThanOrEqual(waiting.createdAt);
-    expect(oldest).toBeGreaterThan(expired.createdAt);
-    expect(await inPendingIndex(finished.jobId)).toBe(false);
-    expect(await inPendingIndex(expired.jobId)).toBe(false);
-    expect(await inPendingIndex(waiting.jobId)).toBe(true);
-    for (const j of [finished, expired, waiting]) {
+    try {
+      for (const j of [finished, expired, waiting]) expect(await store.create(j)).toBe(true);
       await workerRt.doc.send(
-        new DeleteCommand({ TableName: workerRt.env.tables.jobs, Key: { jobId: j.jobId } }),
+        new UpdateCommand({
+          TableName: workerRt.env.tables.jobs,
+          Key: { jobId: finished.jobId },
+          UpdateExpression: 'SET #s = :c',
+          ExpressionAttributeNames: { '#s': 'status' },
+          ExpressionAttributeValues: { ':c': 'completed' },
+        }),
       );
+      expect(await inPendingIndex(finished.jobId)).toBe(true);
+      const oldest = await store.oldestPendingSince();
+      expect(oldest).not.toBeNull();
+      expect(oldest).toBeLessThanOrEqual(waiting.createdAt);
+      expect(oldest).toBeGreaterThan(finished.createdAt);
+      expect(await inPendingIndex(finished.jobId)).toBe(false);
+      expect(await inPendingIndex(expired.jobId)).toBe(false);
+      expect(await inPendingIndex(waiting.jobId)).toBe(true);
+    } finally {
+      for (const j of [finished, expired, waiting]) {
+        await workerRt.doc.send(
+          new DeleteCommand({ TableName: workerRt.env.tables.jobs, Key: { jobId: j.jobId } }),
+        );
+      }
     }
   });
 

@@ -142,7 +142,8 @@ describe('UndiciHttpHandler under the AWS SDK', () => {
     track(server);
     const c = client(await listen(server), new UndiciHttpHandler({ requestTimeout: 10_000 }));
     const ac = new AbortController();
-    setTimeout(() => ac.abort(), 50);
+    // A reason of the caller's own (as AbortSignal.timeout gives a TimeoutError): still an abort.
+    setTimeout(() => ac.abort(new Error('caller gave up')), 50);
     const err = (await c.send(get(), { abortSignal: ac.signal }).catch((e: unknown) => e)) as Error & {
       $metadata?: { attempts?: number };
     };

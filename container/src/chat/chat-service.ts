@@ -128,10 +128,14 @@ export class ChatCall {
     let cachedTokens = 0;
     let estimated = false;
     if (outcome.usage) {
-      // An upstream's usage is trusted for amounts, not for types: null or garbage counts as 0.
-      promptTokens = tokenCount(outcome.usage.prompt_tokens);
-      completionTokens = tokenCount(outcome.usage.completion_tokens);
-      cachedTokens = tokenCount(outcome.usage.prompt_tokens_details?.cached_tokens);
+      // An upstream's usage is trusted for amounts, not for types: a missing or malformed count
+      // is ours instead (the prompt as admitted, the delivered text), and the record says so.
+      const p = tokenCount(outcome.usage.prompt_tokens);
+      const c = tokenCount(outcome.usage.completion_tokens);
+      promptTokens = p ?? this.prepared.promptTokens;
+      completionTokens = c ?? countTextTokens(delivered);
+      cachedTokens = tokenCount(outcome.usage.prompt_tokens_details?.cached_tokens) ?? 0;
+      estimated = p === null || c === null;
     } else if (outcome.status === 200 || outcome.status === 499 || delivered !== '') {
       // Cut short (or an upstream that sends no usage): count what was delivered ourselves.
       // A request that failed before the model produced anything is not billed.
@@ -181,12 +185,12 @@ export class ChatCall {
     try {
       const { completion } = await this.deps.router.complete(this.modelId, this.body, this.opts.signal);
       this.markFirstToken();
-      // The delivered text is only counted when the upstream sent no usage.
-      this.finish(
-        completion.usage
-          ? { status: 200, usage: completion.usage }
-          : { status: 200, usage: null, deliveredText: completionText(completion) },
-      );
+      // The delivered text is counted only when the upstream's usage lacks a count.
+      this.finish({
+        status: 200,
+        usage: completion.usage ?? null,
+        deliveredText: completionText(completion),
+      });
       await this.remember(completion);
       return completion;
     } catch (err) {
@@ -214,8 +218,9 @@ export class ChatCall {
   }
 }
 
-function tokenCount(v: unknown): number {
-  return typeof v === 'number' && Number.isFinite(v) && v > 0 ? Math.floor(v) : 0;
+/** A token count as an upstream should send it (a non-negative integer), else null. */
+function tokenCount(v: unknown): number | null {
+  return typeof v === 'number' && Number.isInteger(v) && v >= 0 ? v : null;
 }
 
 export function completionText(c: ChatCompletion): string {

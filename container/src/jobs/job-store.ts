@@ -407,7 +407,11 @@ export class JobStore {
     const now = opts.now ?? Date.now();
     const oldestPossible = now - TABLES.jobs.queueRetentionDays * 86_400_000;
     const send = opts.signal ? { abortSignal: opts.signal } : {};
+    // Entries found not to stand for a message, remembered across rounds: the index may still
+    // list them for a moment after they were unlisted (GSIs are eventually consistent).
+    const skip = new Set<string>();
     for (let round = 0; round < 3; round++) {
+      const limit = 4 + skip.size;
       const perShard = await Promise.all(
         Array.from({ length: PENDING.shards }, async (_, i) => {
           const r = await this.doc.send(
@@ -418,35 +422,38 @@ export class JobStore {
               ExpressionAttributeNames: { '#p': PENDING.partitionKey },
               ExpressionAttributeValues: { ':p': `p${i}` },
               ScanIndexForward: true,
-              Limit: 4,
+              Limit: limit,
             }),
             send,
           );
-          return (r.Items ?? []).map((it) => ({
-            jobId: String(it.jobId),
-            since: Number(it[PENDING.sortKey]),
-          }));
+          const items = r.Items ?? [];
+          return {
+            exhausted: items.length < limit && !r.LastEvaluatedKey,
+            entries: items.map((it) => ({ jobId: String(it.jobId), since: Number(it[PENDING.sortKey]) })),
+          };
         }),
       );
       const candidates = perShard
-        .flat()
-        .filter((c) => Number.isFinite(c.since))
+        .flatMap((p) => p.entries)
+        .filter((c) => Number.isFinite(c.since) && !skip.has(c.jobId))
         .sort((x, y) => x.since - y.since);
-      if (candidates.length === 0) return null;
-      let repaired = false;
+      if (candidates.length === 0) {
+        if (perShard.every((p) => p.exhausted)) return null;
+        continue;
+      }
       for (const c of candidates.slice(0, 8)) {
         if (c.since >= oldestPossible) {
           const job = await this.get(c.jobId);
           if (job && job.status !== 'completed' && job.status !== 'failed') return c.since;
-          if (!job) continue;
+          if (job) await this.unlistPending(c.jobId, c.since, send);
+        } else {
+          await this.unlistPending(c.jobId, c.since, send);
         }
-        await this.unlistPending(c.jobId, c.since, send);
-        repaired = true;
+        skip.add(c.jobId);
       }
-      // None of the oldest few is pending: look again after repairs, else past them.
-      if (!repaired) return candidates[8]?.since ?? null;
     }
-    return null;
+    // Still nothing verified after three rounds: unknown, not "nothing waits".
+    throw new Error('no pending job could be verified in the pending index');
   }
 
   /** Take a job out of the pending index (only the entry just read: a re-listed job stays). */

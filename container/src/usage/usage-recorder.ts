@@ -236,22 +236,22 @@ export class UsageRecorder {
         this.inFlight -= taken;
         const retry: UsageRecord[] = [];
         let error: unknown;
-        batches.forEach((b, i) => {
+        for (const [i, batch] of batches.entries()) {
           const r = results[i];
-          if (r?.status !== 'rejected') return;
-          if (isPermanent(r.reason)) {
-            // The table refuses these rows as they are: retrying would jam every write behind them.
-            this.opts.telemetry.increment(METRICS.usageWriteFailures);
-            this.opts.telemetry.logger.error('usage rows refused by DynamoDB; dropped', {
-              count: b.length,
-              requestIds: b.map((x) => x.requestId),
-              error: (r.reason as Error)?.message,
-            });
-            return;
+          if (r?.status !== 'rejected') continue;
+          if (!isPermanent(r.reason)) {
+            retry.push(...batch);
+            error ??= r.reason;
+            continue;
           }
-          retry.push(...b);
-          error ??= r.reason;
-        });
+          // DynamoDB refuses the whole batch for one bad row: write the rows one by one and
+          // drop only those it refuses, which retrying would never change.
+          const left = await this.salvage(batch);
+          if (left.retry.length > 0) {
+            retry.push(...left.retry);
+            error ??= left.error;
+          }
+        }
         if (retry.length > 0) {
           // Back to the front, in order; puts are idempotent, so rewriting a row that landed is harmless.
           this.buffer.unshift(...retry);
@@ -274,6 +274,29 @@ export class UsageRecorder {
       // What did not land stays buffered (totals stay sealed, parts done marked); retried later.
       await sleep(Math.min(5000, 100 * 2 ** Math.min(this.failures, 6)));
     }
+  }
+
+  /** One row at a time; returns the rows worth retrying (transient failures). */
+  private async salvage(batch: UsageRecord[]): Promise<{ retry: UsageRecord[]; error?: unknown }> {
+    const retry: UsageRecord[] = [];
+    let error: unknown;
+    for (const row of batch) {
+      try {
+        await this.writeRows([row]);
+      } catch (err) {
+        if (!isPermanent(err)) {
+          retry.push(row);
+          error ??= err;
+          continue;
+        }
+        this.opts.telemetry.increment(METRICS.usageWriteFailures);
+        this.opts.telemetry.logger.error('usage row refused by DynamoDB; dropped', {
+          requestId: row.requestId,
+          error: (err as Error)?.message,
+        });
+      }
+    }
+    return { retry, error };
   }
 
   private async writeRows(records: UsageRecord[]): Promise<void> {

@@ -7,8 +7,8 @@ type BuiltRequest = Awaited<ReturnType<OpenAI['buildRequest']>>;
 /** The SDK's per-call auth schemes: chat completions ask for the bearer key only. */
 function bearerOnly(security: unknown): boolean {
   if (security === undefined) return true;
-  if (!isPlainObject(security)) return false;
-  return Object.entries(security).every(([k, v]) => (k === 'bearerAuth' ? true : !v));
+  if (!isPlainObject(security) || security['bearerAuth'] !== true) return false;
+  return Object.entries(security).every(([k, v]) => k === 'bearerAuth' || !v);
 }
 
 function isPlainObject(v: unknown): v is Record<string, unknown> {
