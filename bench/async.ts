@@ -36,11 +36,17 @@ import { encodeJobMessage } from '../container/src/jobs/schema';
 import { createDlqHandler, createWorkerHandler, type SqsBatchHandler } from '../container/src/jobs/worker';
 import { type LocalWorker, startLocalWorker } from '../container/src/local/poller';
 import { getFreePort } from '../container/src/local/ports';
-import { startRedisServer } from '../container/src/local/redis';
 import { createRuntime } from '../container/src/runtime';
 import { httpRequest, keepAliveAgent, type Percentiles, percentiles, runCount, runPaced } from './lib/load';
-import { type Child, CpuMeter, forget, sleep, spawnChild } from './lib/procs';
-import { dockerfileNodeFlags, ROOT, startStack, startUpstream } from './lib/services';
+import { CpuMeter, round2, sleep, spawnChild } from './lib/procs';
+import {
+  createBenchKey,
+  dockerfileNodeFlags,
+  ROOT,
+  startRedis,
+  startStack,
+  startUpstream,
+} from './lib/services';
 
 const ADMIN_KEY = 'sk-tg-admin-bench-async-0123456789';
 /** Submissions per second of the light-load phase. */
@@ -168,17 +174,12 @@ export async function runAsyncBench(opts: AsyncBenchOptions = {}): Promise<Async
   const agent = keepAliveAgent(64);
   const mine: Array<() => Promise<void>> = [];
   try {
-    const redis = await startRedisServer();
-    if (!redis) throw new Error('redis-server is not on PATH (apt-get install redis-server)');
+    const redis = await startRedis();
     mine.push(() => redis.stop());
     const stack = await startStack();
-    const standInChildren = [...stack.children];
-    mine.push(async () => {
-      await stack.stop();
-      for (const c of standInChildren) forget(c);
-    });
+    mine.push(() => stack.stop());
     const upstream = await startUpstream({ streamListeners: 0, tokens: 1, shortTokens: 1, intervalMs: 1 });
-    mine.push(() => stopChild(upstream.child));
+    mine.push(() => upstream.child.stop());
     const port = await getFreePort();
     const env: NodeJS.ProcessEnv = { ...process.env };
     for (const k of Object.keys(env)) {
@@ -219,7 +220,7 @@ export async function runAsyncBench(opts: AsyncBenchOptions = {}): Promise<Async
       ],
       { cwd: ROOT, env, stdout: 'devnull' },
     );
-    mine.push(() => stopChild(child));
+    mine.push(() => child.stop());
     const url = `http://127.0.0.1:${port}`;
     const c: Control = { url, agent };
     await waitFor(
@@ -228,20 +229,7 @@ export async function runAsyncBench(opts: AsyncBenchOptions = {}): Promise<Async
       60_000,
       100,
     );
-    const k = await httpRequest(agent, `${url}/admin/keys`, {
-      headers: { authorization: `Bearer ${ADMIN_KEY}` },
-      body: JSON.stringify({
-        owner: 'bench',
-        tier: 'premium',
-        limits: {
-          rpm: 100_000_000,
-          tpm: 1_000_000_000,
-          daily_tokens: 1_000_000_000_000,
-          monthly_budget_usd: 1e9,
-        },
-      }),
-    });
-    const { key } = JSON.parse(k.body) as { key: string };
+    const key = await createBenchKey(agent, url, ADMIN_KEY);
     const headers = { authorization: `Bearer ${key}`, 'content-type': 'application/json' };
     const body = JSON.stringify({
       model: 'mock-small',
@@ -320,7 +308,7 @@ export async function runAsyncBench(opts: AsyncBenchOptions = {}): Promise<Async
     return {
       drain: {
         jobs: queued,
-        seconds: round(drainSeconds),
+        seconds: round2(drainSeconds),
         jobsPerSecond: Math.round(queued / drainSeconds),
         batchSize,
         concurrency,
@@ -331,7 +319,7 @@ export async function runAsyncBench(opts: AsyncBenchOptions = {}): Promise<Async
       submitAlone: latencyOf(alone),
       standIns,
       keptUp,
-      backlogSeconds: round(backlogSeconds),
+      backlogSeconds: round2(backlogSeconds),
     };
   } finally {
     agent.destroy();
@@ -443,22 +431,13 @@ async function pacedWrites(
       latency: percentiles(r.times),
       non2xx: r.failed,
       statusCodes: { ok: r.times.length, ...(r.failed ? { failed: r.failed } : {}) },
-      maxSendLagMs: round(r.maxLag),
+      maxSendLagMs: round2(r.maxLag),
       ...(r.cpu ? { cpu: r.cpu } : {}),
     };
   } finally {
     ddb.destroy();
     sqs.destroy();
   }
-}
-
-async function stopChild(child: Child): Promise<void> {
-  await child.stop();
-  forget(child);
-}
-
-function round(n: number): number {
-  return Math.round(n * 100) / 100;
 }
 
 /** Markdown lines for docs/benchmarks.md. */
@@ -478,7 +457,7 @@ export function asyncBenchMarkdown(r: AsyncBenchResult): string[] {
     `- Async drain: ${r.drain.jobs} jobs in ${r.drain.seconds} s = **${r.drain.jobsPerSecond} jobs/s** through local-aws-sqs + worker (batch ${r.drain.batchSize}, concurrency ${r.drain.concurrency}) + mock upstream${busy(r.drain.cpu)}`,
     `- Async submit latency, worker in the same process: **${lat(r.submitWithWorker)}**; worker kept up: ${r.keptUp ? 'yes' : 'no'} (${Number.isFinite(r.backlogSeconds) ? `queue empty ${r.backlogSeconds} s after the load` : 'queue not empty 50 s after the load'})`,
     `- Async submit latency, service alone: ${lat(r.submitAlone)}`,
-    `- The stand-ins alone at the same rate (the producer's conditional job-row put and SQS send, concurrently, straight from the load generator): ${lat(r.standIns)}; **added by Tollgate: p50 +${round(r.submitAlone.latency.p50 - r.standIns.latency.p50)} ms, p99 +${round(r.submitAlone.latency.p99 - r.standIns.latency.p99)} ms**`,
+    `- The stand-ins alone at the same rate (the producer's conditional job-row put and SQS send, concurrently, straight from the load generator): ${lat(r.standIns)}; **added by Tollgate: p50 +${round2(r.submitAlone.latency.p50 - r.standIns.latency.p50)} ms, p99 +${round2(r.submitAlone.latency.p99 - r.standIns.latency.p99)} ms**`,
     `- Async submit latency at a light load, service alone: ${lat(r.submitLight)}; CPU per submission ${cpuPer(r.submitLight)}`,
   ];
 }

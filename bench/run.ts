@@ -17,6 +17,7 @@ import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 
 import { cpus, release, totalmem } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
+import type { AsyncBenchOptions } from './async';
 import {
   httpRequest,
   keepAliveAgent,
@@ -26,11 +27,12 @@ import {
   runLoad,
   runPaced,
 } from './lib/load';
-import { CpuMeter, cpuSeconds, forget, loadAverage, rssKiB, sleep, stopAll } from './lib/procs';
+import { CpuMeter, cpuSeconds, loadAverage, rssKiB, sleep, stopAll } from './lib/procs';
 import { summarizeProfile } from './lib/profile';
 import { RedisTap } from './lib/redis-stats';
 import { renderTable, updateDoc } from './lib/report';
 import {
+  createBenchKey,
   portkeyHeaders,
   ROOT,
   resolvePortkey,
@@ -230,21 +232,7 @@ async function main(): Promise<void> {
       logLevel: 'WARN',
     });
     pids.gateway = tollgate.child.pid;
-    const created = await httpRequest(agent, `${tollgate.url}/admin/keys`, {
-      headers: { authorization: `Bearer ${ADMIN_KEY}` },
-      body: JSON.stringify({
-        owner: 'bench',
-        tier: 'premium',
-        limits: {
-          rpm: 100_000_000,
-          tpm: 1_000_000_000,
-          daily_tokens: 1_000_000_000_000,
-          monthly_budget_usd: 1_000_000_000,
-        },
-      }),
-    });
-    if (created.status !== 201) throw new Error(`creating the API key: ${created.status} ${created.body}`);
-    const apiKey = (JSON.parse(created.body) as { key: string }).key;
+    const apiKey = await createBenchKey(agent, tollgate.url, ADMIN_KEY);
     const tgHeaders = { 'content-type': 'application/json', authorization: `Bearer ${apiKey}` };
     const tgUrl = () => `${tollgate.url}/v1/chat/completions`;
     const check = await httpRequest(agent, tgUrl(), { headers: tgHeaders, body: chatBody('mock-small') });
@@ -343,11 +331,7 @@ async function main(): Promise<void> {
       );
     }
     if (rounds.length > 0) {
-      const addedP99 = (x: { direct: LoadResult; tollgate: LoadResult }) =>
-        x.tollgate.latency.p99 - x.direct.latency.p99;
-      const median = [...rounds].sort((x, y) => addedP99(x) - addedP99(y))[
-        Math.floor((rounds.length - 1) / 2)
-      ];
+      const median = medianBy(rounds, (x) => x.tollgate.latency.p99 - x.direct.latency.p99);
       results.latency500.rounds = rounds;
       results.latency500.direct = median?.direct ?? null;
       results.latency500.tollgate = median?.tollgate ?? null;
@@ -438,9 +422,7 @@ async function main(): Promise<void> {
         log(brief(one));
         lows.push(one);
       }
-      const low = [...lows].sort((x, y) => x.latency.p50 - y.latency.p50)[
-        Math.floor((lows.length - 1) / 2)
-      ] as LoadResult;
+      const low = medianBy(lows, (x) => x.latency.p50) as LoadResult;
       const r = await hitRun(S.cacheRate, S.cacheS);
       const after = await hitCount();
       results.cache = {
@@ -487,7 +469,6 @@ async function main(): Promise<void> {
       cpuProfile?: { dir: string; name: string },
     ) => {
       await tollgate.child.stop();
-      forget(tollgate.child);
       tollgate = await startTollgate(agent, {
         name,
         env: tollgateEnv,
@@ -708,23 +689,12 @@ const ASYNC_OPTIONS = { jobs: 1000, durationS: 8, warmupS: 2 };
 const ASYNC_TIMEOUT_MS = 150_000;
 
 /** The async engineer's benchmark, when bench/async.ts exists. */
-async function asyncBench(opts: Record<string, unknown>): Promise<BenchResults['async']> {
-  const file = ['async.ts', 'async.js'].map((f) => join(__dirname, f)).find((f) => existsSync(f));
-  if (!file)
-    return { status: 'skipped', note: 'bench/async.ts is not there yet: async figures not included.' };
-  // Importing runs the module: a work-in-progress script with top-level side effects (its own
-  // emulators, a main() call) must not run in the middle of this benchmark.
-  if (!/export\s+(async\s+)?(function|const|let)\s+runAsyncBench\b/.test(readFileSync(file, 'utf8')))
-    return { status: 'skipped', note: 'bench/async.ts does not export runAsyncBench() yet: not imported.' };
-  const mod = (await import(file)) as {
-    runAsyncBench?: (opts?: Record<string, unknown>) => Promise<unknown>;
-    asyncBenchMarkdown?: (r: unknown) => string[];
-  };
-  if (typeof mod.runAsyncBench !== 'function')
-    return { status: 'skipped', note: 'bench/async.ts does not export runAsyncBench().' };
+async function asyncBench(opts: AsyncBenchOptions): Promise<BenchResults['async']> {
+  // Imported when needed: the module only runs code when started as a script.
+  const { runAsyncBench, asyncBenchMarkdown } = await import('./async');
   let timer: NodeJS.Timeout | undefined;
   const out = await Promise.race([
-    mod.runAsyncBench(opts),
+    runAsyncBench(opts),
     new Promise<never>((_, reject) => {
       timer = setTimeout(
         () => reject(new Error(`runAsyncBench() did not finish within ${ASYNC_TIMEOUT_MS / 1000} s`)),
@@ -732,13 +702,17 @@ async function asyncBench(opts: Record<string, unknown>): Promise<BenchResults['
       );
     }),
   ]).finally(() => clearTimeout(timer));
-  const markdown = typeof mod.asyncBenchMarkdown === 'function' ? mod.asyncBenchMarkdown(out) : undefined;
   return {
     status: 'ok',
     note: `bench/async.ts runAsyncBench(${JSON.stringify(opts)})`,
     data: out,
-    ...(markdown ? { markdown } : {}),
+    markdown: asyncBenchMarkdown(out),
   };
+}
+
+/** The round whose `key` is the median (the lower one of an even count). */
+function medianBy<T>(xs: T[], key: (x: T) => number): T | undefined {
+  return [...xs].sort((a, b) => key(a) - key(b))[Math.floor((xs.length - 1) / 2)];
 }
 
 function countFds(pid: number): number {

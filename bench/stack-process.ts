@@ -7,26 +7,14 @@
  */
 import { startDynalite } from '../container/src/local/dynamo';
 import { startLocalSqs } from '../container/src/local/sqs';
+import { serveUntilStopped } from './lib/procs';
 
 async function main(): Promise<void> {
   const kind = process.argv[2];
   if (kind !== 'dynamodb' && kind !== 'sqs') throw new Error(`usage: stack-process.ts dynamodb|sqs`);
   const service = kind === 'dynamodb' ? await startDynalite() : await startLocalSqs();
   console.log(`URL=${service.url}`);
-  let stopping = false;
-  const shutdown = () => {
-    if (stopping) return;
-    stopping = true;
-    void service.stop().finally(() => process.exit(0));
-  };
-  process.once('SIGTERM', shutdown);
-  process.once('SIGINT', shutdown);
-  // An orphan (parent killed with SIGKILL) notices the lost IPC-less parent by polling.
-  const parent = process.ppid;
-  setInterval(() => {
-    if (process.ppid !== parent) shutdown();
-  }, 1000).unref();
-  setInterval(() => {}, 1 << 30);
+  serveUntilStopped(() => service.stop());
 }
 
 main().catch((err: unknown) => {

@@ -15,10 +15,9 @@
 import { Redis } from 'ioredis';
 import OpenAI from 'openai';
 import { Agent, Pool, fetch as undiciFetch } from 'undici';
-import { startRedisServer } from '../container/src/local/redis';
 import { createLeanFetch } from '../container/src/providers/openai/lean-fetch';
-import { stopAll, track } from './lib/procs';
-import { startUpstream } from './lib/services';
+import { stopAll } from './lib/procs';
+import { startRedis, startUpstream } from './lib/services';
 
 const REQUESTS = 4000;
 const REDIS_COMMANDS = 20_000;
@@ -106,9 +105,7 @@ async function main(): Promise<void> {
   await dispatcher.close();
   await leanDispatcher.close();
 
-  const redis = await startRedisServer();
-  if (!redis) throw new Error('redis-server is not on PATH');
-  track('redis-server', () => redis.stop());
+  const redis = await startRedis();
   console.log(`redis EVAL, ${REDIS_COMMANDS} calls, ${CONCURRENCY} concurrent:`);
   for (let round = 1; round <= 2; round++) {
     for (const auto of [false, true]) {

@@ -7,6 +7,7 @@
  * `UPSTREAM_PORTS=<json>` and serves until SIGTERM/SIGINT or until its parent goes away.
  */
 import { type MockUpstream, startMockUpstream } from '../test/helpers/mock-upstream';
+import { serveUntilStopped } from './lib/procs';
 
 function arg(name: string, fallback: number): number {
   const i = process.argv.indexOf(name);
@@ -37,18 +38,7 @@ async function main(): Promise<void> {
     delayMs: intervalMs,
   });
   console.log(`UPSTREAM_PORTS=${JSON.stringify({ main: main.port, streams: streams.map((m) => m.port) })}`);
-  let stopping = false;
-  const shutdown = () => {
-    if (stopping) return;
-    stopping = true;
-    void Promise.allSettled([main, ...streams].map((m) => m.close())).finally(() => process.exit(0));
-  };
-  process.once('SIGTERM', shutdown);
-  process.once('SIGINT', shutdown);
-  const parent = process.ppid;
-  setInterval(() => {
-    if (process.ppid !== parent) shutdown();
-  }, 1000).unref();
+  serveUntilStopped(() => Promise.allSettled([main, ...streams].map((m) => m.close())));
 }
 
 main().catch((err: unknown) => {

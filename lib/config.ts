@@ -509,45 +509,41 @@ export interface ServiceConfigFile {
   readonly json: string;
 }
 
-/** Read and syntax-check `serviceConfigFile` at synth time. */
-export function loadServiceConfigFile(absolutePath: string): ServiceConfigFile {
+/**
+ * Read a JSON (`.json`) or YAML (anything else) file; `check` may refuse the parsed value.
+ * Failures are ConfigErrors on `field`.
+ */
+function readJsonOrYaml(absolutePath: string, field: string, check?: (value: unknown) => void): unknown {
   let text: string;
   try {
     text = readFileSync(absolutePath, 'utf8');
   } catch (err) {
-    throw new ConfigError([
-      { path: 'serviceConfigFile', message: `cannot read ${absolutePath}: ${errText(err)}` },
-    ]);
+    throw new ConfigError([{ path: field, message: `cannot read ${absolutePath}: ${errText(err)}` }]);
   }
   try {
-    const ext = extname(absolutePath).toLowerCase();
-    const value: unknown = ext === '.json' ? JSON.parse(text) : parseYaml(text);
-    if (typeof value !== 'object' || value === null || Array.isArray(value)) {
-      throw new Error('the top level must be an object');
-    }
-    return { path: absolutePath, json: JSON.stringify(value) };
+    const value: unknown =
+      extname(absolutePath).toLowerCase() === '.json' ? JSON.parse(text) : parseYaml(text);
+    check?.(value);
+    return value;
   } catch (err) {
-    throw new ConfigError([
-      { path: 'serviceConfigFile', message: `${absolutePath} is not valid: ${errText(err)}` },
-    ]);
+    throw new ConfigError([{ path: field, message: `${absolutePath} is not valid: ${errText(err)}` }]);
   }
+}
+
+/** Read and syntax-check `serviceConfigFile` at synth time. */
+export function loadServiceConfigFile(absolutePath: string): ServiceConfigFile {
+  const value = readJsonOrYaml(absolutePath, 'serviceConfigFile', (v) => {
+    if (typeof v !== 'object' || v === null || Array.isArray(v))
+      throw new Error('the top level must be an object');
+  });
+  return { path: absolutePath, json: JSON.stringify(value) };
 }
 
 /**
  * Read a deployment config file (JSON or YAML). Used by `bin/app.ts` for `-c configFile=...`.
  */
 export function readConfigFile(absolutePath: string): unknown {
-  let text: string;
-  try {
-    text = readFileSync(absolutePath, 'utf8');
-  } catch (err) {
-    throw new ConfigError([{ path: 'configFile', message: `cannot read ${absolutePath}: ${errText(err)}` }]);
-  }
-  try {
-    return extname(absolutePath).toLowerCase() === '.json' ? JSON.parse(text) : parseYaml(text);
-  } catch (err) {
-    throw new ConfigError([{ path: 'configFile', message: `${absolutePath} is not valid: ${errText(err)}` }]);
-  }
+  return readJsonOrYaml(absolutePath, 'configFile');
 }
 
 /**

@@ -7,6 +7,7 @@
  * see README.md) and `production` (multi-AZ, more headroom, data retained).
  */
 import { DEFAULT_METRICS_NAMESPACE } from '../container/src/config/contract';
+import type { LogLevel } from './constructs/runtime-props';
 
 /** Profile names; `production` is chosen by `production: true` or environment `prod`/`production`. */
 export type ProfileName = 'small' | 'production';
@@ -54,7 +55,7 @@ export interface ProfileDefaults {
     /** Container Insights (task count and per-task metrics; extra CloudWatch cost). */
     readonly containerInsights: boolean;
     /** Runtime log level (POWERTOOLS_LOG_LEVEL) of the service and the Lambdas. */
-    readonly logLevel: 'DEBUG' | 'INFO' | 'WARN' | 'ERROR';
+    readonly logLevel: LogLevel;
   };
   readonly cache: {
     /** `node` (replication group) or `serverless` (ElastiCache Serverless). */

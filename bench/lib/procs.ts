@@ -141,6 +141,8 @@ export async function spawnChild(
     exited,
     stop,
   };
+  // A child that is gone needs no stopping at the end (it may be restarted with other settings).
+  void exited.then(() => forget(child));
   registry.push({
     name,
     ref: child,
@@ -180,8 +182,8 @@ export async function spawnChild(
   return { child, match };
 }
 
-/** Remove a stopped child from the stop list (it was restarted with other settings). */
-export function forget(child: Child): void {
+/** Remove a child from the stop list (done by itself when the child exits). */
+function forget(child: Child): void {
   const i = registry.findIndex((s) => s.ref === child);
   if (i >= 0) registry.splice(i, 1);
 }
@@ -276,10 +278,32 @@ function cpuOf(pid: number | number[]): number {
   return Array.isArray(pid) ? pid.reduce((sum, p) => sum + cpuSeconds(p), 0) : cpuSeconds(pid);
 }
 
-function round2(n: number): number {
+/** Two decimals. */
+export function round2(n: number): number {
   return Math.round(n * 100) / 100;
 }
 
 export function sleep(ms: number): Promise<void> {
   return new Promise((resolve) => setTimeout(resolve, ms));
+}
+
+/**
+ * For a stand-in process of the benchmark: run `stop` and exit on SIGTERM/SIGINT, or when the
+ * parent goes away (an orphan of a parent killed with SIGKILL notices by polling, as it has no
+ * IPC channel), and stay alive until then.
+ */
+export function serveUntilStopped(stop: () => Promise<unknown>): void {
+  let stopping = false;
+  const shutdown = () => {
+    if (stopping) return;
+    stopping = true;
+    void stop().finally(() => process.exit(0));
+  };
+  process.once('SIGTERM', shutdown);
+  process.once('SIGINT', shutdown);
+  const parent = process.ppid;
+  setInterval(() => {
+    if (process.ppid !== parent) shutdown();
+  }, 1000).unref();
+  setInterval(() => {}, 1 << 30);
 }

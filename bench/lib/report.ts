@@ -2,7 +2,6 @@
  * The results as markdown: the generated block of docs/benchmarks.md (between markers, so
  * the hand-written analysis around it survives a re-run) and the table printed at the end.
  */
-import type { AsyncBenchResult } from '../async';
 import type { LoadResult } from './load';
 import type { BenchResults, RedisScenario } from './types';
 
@@ -190,7 +189,7 @@ function targets(r: BenchResults): string[] {
 
 /** Target 6: the submit p99 of the service alone (the AWS topology), next to the stand-ins' own. */
 function asyncTarget(r: BenchResults): string {
-  const d = r.async.status === 'ok' ? (r.async.data as AsyncBenchResult | undefined) : undefined;
+  const d = r.async.status === 'ok' ? r.async.data : undefined;
   if (!d?.submitAlone)
     return `| 6 | async submit p99 <= 5 ms at 200/s | ${r.async.status}: ${r.async.note} | n/a |`;
   const s = d.submitAlone;

@@ -18,11 +18,17 @@ const TSX_LOADER = ['--import', 'tsx'];
 
 export const PORTKEY_PACKAGE = '@portkey-ai/gateway@1.15.2';
 
-export async function startRedis(): Promise<{ url: string; pid: number; port: number }> {
+/** redis-server on a free port, stopped at the end of the run (or earlier with `stop`). */
+export async function startRedis(): Promise<{
+  url: string;
+  pid: number;
+  port: number;
+  stop(): Promise<void>;
+}> {
   const r = await startRedisServer();
   if (!r) throw new Error('redis-server is not on PATH (apt-get install redis-server)');
   track('redis-server', () => r.stop());
-  return { url: r.url, pid: r.pid, port: r.port };
+  return { url: r.url, pid: r.pid, port: r.port, stop: () => r.stop() };
 }
 
 export interface Stack {
@@ -71,6 +77,28 @@ export async function startStack(prefix = 'tgbench'): Promise<Stack> {
     await stop();
     throw err;
   }
+}
+
+/**
+ * A real API key for the load, through `POST /admin/keys`, with limits far above any benchmark
+ * load: admission, reservation, reconciliation and usage all run, nothing is rate limited.
+ */
+export async function createBenchKey(agent: Agent, url: string, adminKey: string): Promise<string> {
+  const created = await httpRequest(agent, `${url}/admin/keys`, {
+    headers: { authorization: `Bearer ${adminKey}` },
+    body: JSON.stringify({
+      owner: 'bench',
+      tier: 'premium',
+      limits: {
+        rpm: 100_000_000,
+        tpm: 1_000_000_000,
+        daily_tokens: 1_000_000_000_000,
+        monthly_budget_usd: 1_000_000_000,
+      },
+    }),
+  });
+  if (created.status !== 201) throw new Error(`creating the API key: ${created.status} ${created.body}`);
+  return (JSON.parse(created.body) as { key: string }).key;
 }
 
 export interface UpstreamPorts {

@@ -1,3 +1,4 @@
+import type { AsyncBenchResult } from '../async';
 import type { LoadResult, Percentiles } from './load';
 import type { ProfileSummary } from './profile';
 import type { RoundTripCounts } from './redis-stats';
@@ -102,7 +103,7 @@ export interface BenchResults {
   singleOrigin: SingleOriginResult | null;
   profile: ProfileSummary | null;
   profilePath: string | null;
-  async: { status: 'ok' | 'skipped' | 'failed'; note: string; data?: unknown; markdown?: string[] };
+  async: { status: 'ok' | 'skipped' | 'failed'; note: string; data?: AsyncBenchResult; markdown?: string[] };
   problems: string[];
   wallSeconds: number;
 }

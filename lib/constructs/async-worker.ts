@@ -4,7 +4,6 @@ import * as lambda from 'aws-cdk-lib/aws-lambda';
 import { SqsEventSource } from 'aws-cdk-lib/aws-lambda-event-sources';
 import * as nodejs from 'aws-cdk-lib/aws-lambda-nodejs';
 import * as logs from 'aws-cdk-lib/aws-logs';
-import type * as secretsmanager from 'aws-cdk-lib/aws-secretsmanager';
 import * as sqs from 'aws-cdk-lib/aws-sqs';
 import { Construct } from 'constructs';
 import {
@@ -15,7 +14,7 @@ import {
   TABLES,
 } from '../../container/src/config/contract';
 import { FIXED } from '../defaults';
-import type { Data } from './data';
+import type { LogLevel, RuntimeProps } from './runtime-props';
 
 /** Where the worker and DLQ handler entries live, relative to the source root. */
 export const LAMBDA_ENTRIES = { worker: 'lambda/worker.ts', dlqHandler: 'lambda/dlq.ts' } as const;
@@ -32,38 +31,12 @@ export function secretArnVariable(variable: string): string {
 const BUNDLED_CONFIG_BASENAME = 'tollgate.config';
 
 /** Props for {@link AsyncWorker}. */
-export interface AsyncWorkerProps {
-  /** Absolute path of the repository root (holds package-lock.json, tsconfig.json, lambda/). */
-  readonly sourceRoot: string;
-  /** The tables (worker: jobs + usage read/write, api keys read; DLQ handler: jobs update). */
-  readonly data: Data;
-  /** The upstream provider key, read by the worker at cold start. */
-  readonly upstreamApiKey: secretsmanager.ISecret;
-  /**
-   * Extra upstream keys by environment variable name.
-   * @default {}
-   */
-  readonly extraApiKeys?: Readonly<Record<string, secretsmanager.ISecret>>;
-  /**
-   * Upstream base URL (OPENAI_BASE_URL).
-   * @default - the runtime's default
-   */
-  readonly openaiBaseUrl?: string;
+export interface AsyncWorkerProps extends RuntimeProps {
   /**
    * The service config file (catalogue, tiers), copied into the bundle.
    * @default - none (the runtime's built-in catalogue)
    */
   readonly serviceConfigFile?: string;
-  /**
-   * CloudWatch namespace of the EMF metrics.
-   * @default DEFAULT_METRICS_NAMESPACE
-   */
-  readonly metricsNamespace?: string;
-  /**
-   * Log level of both functions.
-   * @default 'INFO'
-   */
-  readonly logLevel?: 'DEBUG' | 'INFO' | 'WARN' | 'ERROR';
   /**
    * Worker timeout; the queue's visibility timeout is six times this.
    * @default Duration.minutes(5)
@@ -89,16 +62,6 @@ export interface AsyncWorkerProps {
    * @default lambda.Architecture.ARM_64
    */
   readonly architecture?: lambda.Architecture;
-  /**
-   * Retention of the function log groups.
-   * @default logs.RetentionDays.TWO_WEEKS
-   */
-  readonly logRetention?: logs.RetentionDays;
-  /**
-   * What happens to the log groups when the stack is deleted.
-   * @default RemovalPolicy.DESTROY
-   */
-  readonly removalPolicy?: RemovalPolicy;
 }
 
 /**
@@ -144,7 +107,10 @@ export class AsyncWorker extends Construct {
       removalPolicy,
     };
 
-    const configExt = props.serviceConfigFile ? path.extname(props.serviceConfigFile) || '.json' : undefined;
+    // The service config file's name inside the bundle (same extension: JSON or YAML).
+    const bundledConfig = props.serviceConfigFile
+      ? `${BUNDLED_CONFIG_BASENAME}${path.extname(props.serviceConfigFile) || '.json'}`
+      : undefined;
     const workerEnv: Record<string, string> = {
       [ENV.serviceName]: SERVICE_NAMES.worker,
       [ENV.metricsNamespace]: namespace,
@@ -153,9 +119,7 @@ export class AsyncWorker extends Construct {
       [ENV.tableApiKeys]: props.data.apiKeys.tableName,
       [secretArnVariable(ENV.openaiApiKey)]: props.upstreamApiKey.secretArn,
       ...(props.openaiBaseUrl !== undefined && { [ENV.openaiBaseUrl]: props.openaiBaseUrl }),
-      ...(configExt !== undefined && {
-        [ENV.configPath]: `/var/task/${BUNDLED_CONFIG_BASENAME}${configExt}`,
-      }),
+      ...(bundledConfig !== undefined && { [ENV.configPath]: `/var/task/${bundledConfig}` }),
     };
     for (const [variable, secret] of Object.entries(props.extraApiKeys ?? {})) {
       workerEnv[secretArnVariable(variable)] = secret.secretArn;
@@ -169,8 +133,8 @@ export class AsyncWorker extends Construct {
       memorySize: props.memorySize ?? 512,
       environment: workerEnv,
       ...(props.serviceConfigFile !== undefined &&
-        configExt !== undefined && {
-          copyIntoBundle: { from: props.serviceConfigFile, to: `${BUNDLED_CONFIG_BASENAME}${configExt}` },
+        bundledConfig !== undefined && {
+          copyIntoBundle: { from: props.serviceConfigFile, to: bundledConfig },
         }),
     });
     this.worker.addEventSource(
@@ -217,7 +181,7 @@ interface FunctionOptions {
   readonly memorySize: number;
   readonly architecture: lambda.Architecture;
   readonly environment: Record<string, string>;
-  readonly logLevel: 'DEBUG' | 'INFO' | 'WARN' | 'ERROR';
+  readonly logLevel: LogLevel;
   readonly logRetention: logs.RetentionDays;
   readonly removalPolicy: RemovalPolicy;
   readonly copyIntoBundle?: { readonly from: string; readonly to: string };

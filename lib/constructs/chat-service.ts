@@ -20,7 +20,7 @@ import {
 } from '../../container/src/config/contract';
 import { FIXED } from '../defaults';
 import type { Cache } from './cache';
-import type { Data } from './data';
+import type { RuntimeProps } from './runtime-props';
 import { ApiWebAcl } from './web-acl';
 
 /**
@@ -57,16 +57,12 @@ export interface ChatServiceDomain {
 }
 
 /** Props for {@link ChatService}. */
-export interface ChatServiceProps {
+export interface ChatServiceProps extends RuntimeProps {
   readonly vpc: ec2.IVpc;
   /** Subnets of the internet-facing load balancer. */
   readonly loadBalancerSubnets: ec2.SubnetSelection;
   /** Subnets of the tasks (private; tasks never get public IPs). */
   readonly taskSubnets: ec2.SubnetSelection;
-  /** Absolute path of the repository root: the image's build context. */
-  readonly sourceRoot: string;
-  /** The tables; the service reads and writes all four. */
-  readonly data: Data;
   /** The jobs queue (send + attributes) and its DLQ (attributes, for GET /admin/queue). */
   readonly queue: sqs.IQueue;
   readonly deadLetterQueue: sqs.IQueue;
@@ -74,33 +70,11 @@ export interface ChatServiceProps {
   readonly cache: Cache;
   /** The admin API key. */
   readonly adminApiKey: secretsmanager.ISecret;
-  /** The upstream provider key. */
-  readonly upstreamApiKey: secretsmanager.ISecret;
-  /**
-   * Extra upstream keys by environment variable name.
-   * @default {}
-   */
-  readonly extraApiKeys?: Readonly<Record<string, secretsmanager.ISecret>>;
-  /**
-   * Upstream base URL (OPENAI_BASE_URL).
-   * @default - the runtime's default
-   */
-  readonly openaiBaseUrl?: string;
   /**
    * The service config file's content (compact JSON), passed inline.
    * @default - none (the runtime's built-in catalogue)
    */
   readonly serviceConfigJson?: string;
-  /**
-   * CloudWatch namespace of the EMF metrics.
-   * @default DEFAULT_METRICS_NAMESPACE
-   */
-  readonly metricsNamespace?: string;
-  /**
-   * Log level.
-   * @default 'INFO'
-   */
-  readonly logLevel?: 'DEBUG' | 'INFO' | 'WARN' | 'ERROR';
   /**
    * What the rate limiter does when the cache is down.
    * @default - the runtime's default
@@ -184,16 +158,6 @@ export interface ChatServiceProps {
    * @default false
    */
   readonly deletionProtection?: boolean;
-  /**
-   * Retention of the container log group.
-   * @default logs.RetentionDays.TWO_WEEKS
-   */
-  readonly logRetention?: logs.RetentionDays;
-  /**
-   * What happens to the log group when the stack is deleted.
-   * @default RemovalPolicy.DESTROY
-   */
-  readonly removalPolicy?: RemovalPolicy;
 }
 
 /**

@@ -17,7 +17,8 @@ export interface ChatServiceDeps {
   router: ModelRouter;
   limiter: Limiter;
   cache: ResponseCache | null;
-  usage: UsageRecorder;
+  /** Where the call's one usage record goes (the recorder; the worker holds records back). */
+  usage: Pick<UsageRecorder, 'record'>;
   telemetry: Telemetry;
 }
 
@@ -50,7 +51,6 @@ export interface CallSummary {
  */
 export class ChatCall {
   readonly startedAt = performance.now();
-  readonly startedAtMs = Date.now();
   cacheStatus: CacheStatus = 'BYPASS';
   private admission: AdmissionResult = { reservation: null, headers: {} };
   private finished: CallSummary | null = null;
@@ -235,11 +235,14 @@ export async function relayStream(
   relay: (c: ChatCompletionChunk) => Promise<void> | undefined,
 ): Promise<void> {
   try {
-    await relay(opened.first);
+    // `relay` returns a promise only under backpressure: no extra await per chunk otherwise.
+    let pending = relay(opened.first);
+    if (pending) await pending;
     for (;;) {
       const n = await opened.rest.next();
       if (n.done) break;
-      await relay(n.value);
+      pending = relay(n.value);
+      if (pending) await pending;
     }
   } finally {
     opened.release();

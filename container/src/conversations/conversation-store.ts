@@ -1,5 +1,6 @@
 import { createHash } from 'node:crypto';
 import { DeleteCommand, type DynamoDBDocumentClient, GetCommand, PutCommand } from '@aws-sdk/lib-dynamodb';
+import { isConditionFailure } from '../aws/errors';
 import { ConflictError } from '../errors';
 
 /** One stored turn half. The system prompt is never stored: it comes from the config each time. */
@@ -244,10 +245,6 @@ function toConversation(item: Record<string, unknown>): Conversation {
     updatedAt: String(item['updatedAt'] ?? ''),
     ...(typeof expiresAt === 'number' ? { expiresAt } : {}),
   };
-}
-
-function isConditionFailure(err: unknown): boolean {
-  return err instanceof Error && err.name === 'ConditionalCheckFailedException';
 }
 
 function sleep(ms: number): Promise<void> {

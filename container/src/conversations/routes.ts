@@ -71,12 +71,7 @@ export function registerAssistantHttp(app: FastifyInstance, opts: AssistantRoute
     req.facts.stream = input.stream;
     const turn = await assistant.begin(principal, input, { requestId: req.id, signal: ac.signal });
     req.facts.model = turn.call.modelId;
-    try {
-      await turn.admit();
-    } catch (err) {
-      if (err instanceof ApiError) reply.headers(err.headers);
-      throw err;
-    }
+    await turn.admit();
     req.facts.cache = turn.call.cacheStatus;
     if (input.stream) return streamTurn(req, reply, turn, ac, opts);
 

@@ -4,6 +4,7 @@ import { isObject } from '../chat/validate';
 import type { ServiceConfig } from '../config/service-config';
 import { BadRequestError } from '../errors';
 import { type Authenticator, type KeyStore, keyView } from '../keys/key-store';
+import { roundUsd } from '../usage/pricing';
 import { queryDailyUsage } from '../usage/usage-recorder';
 
 export interface AdminRoutesOptions {
@@ -90,7 +91,7 @@ export async function usageSummary(
       prompt_tokens: t.prompt_tokens + r.promptTokens,
       completion_tokens: t.completion_tokens + r.completionTokens,
       total_tokens: t.total_tokens + r.totalTokens,
-      cost_usd: Math.round((t.cost_usd + r.costUsd) * 1e9) / 1e9,
+      cost_usd: roundUsd(t.cost_usd + r.costUsd),
     }),
     { requests: 0, prompt_tokens: 0, completion_tokens: 0, total_tokens: 0, cost_usd: 0 },
   );

@@ -36,13 +36,8 @@ export function registerChatRoutes(app: FastifyInstance, opts: ChatRoutesOptions
     });
     req.facts.model = call.modelId;
     req.facts.stream = body.stream === true;
-    let hit: ChatCompletion | null;
-    try {
-      hit = await call.admit();
-    } catch (err) {
-      if (err instanceof ApiError) reply.headers(err.headers);
-      throw err;
-    }
+    // A refusal's headers (Retry-After, rate limits) are set by the app's error handler.
+    const hit = await call.admit();
     req.facts.cache = call.cacheStatus;
     if (body.stream === true) return streamCompletion(req, reply, call, hit, ac, opts);
 
@@ -139,9 +134,13 @@ async function streamCompletion(
       } finally {
         clearInterval(ping);
       }
-      await relayStream(opened, async (c) => {
-        await relay(c);
+      const stopIfGone = (): undefined => {
         if (sse.closed) throw new ClientAbortError();
+        return undefined;
+      };
+      await relayStream(opened, (c) => {
+        const written = relay(c);
+        return written ? written.then(stopIfGone) : stopIfGone();
       });
       if (ac.signal.aborted) throw new ClientAbortError();
       const completion = assembled.completion();

@@ -12,7 +12,6 @@
  */
 import { randomUUID } from 'node:crypto';
 import { gunzipSync, gzipSync } from 'node:zlib';
-import { ConditionalCheckFailedException } from '@aws-sdk/client-dynamodb';
 import {
   DeleteCommand,
   type DynamoDBDocumentClient,
@@ -21,6 +20,7 @@ import {
   QueryCommand,
   UpdateCommand,
 } from '@aws-sdk/lib-dynamodb';
+import { isConditionFailure } from '../aws/errors';
 import type { ChatCompletion, ChatRequest } from '../chat/types';
 import { TABLES } from '../config/contract';
 import type { ApiError } from '../errors';
@@ -134,13 +134,6 @@ export function resultOf(job: JobRow): ChatCompletion | undefined {
 /** An ApiError as stored on a row. */
 export function toJobError(err: ApiError): JobError {
   return { message: err.message, type: err.type, param: err.param, code: err.code, status: err.status };
-}
-
-function isConditionFailure(err: unknown): boolean {
-  return (
-    err instanceof ConditionalCheckFailedException ||
-    (err as { name?: string } | null)?.name === 'ConditionalCheckFailedException'
-  );
 }
 
 const PENDING = TABLES.jobs.pendingIndex;

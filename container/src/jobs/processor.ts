@@ -17,7 +17,7 @@ import { METRICS } from '../config/contract';
 import { ApiError, AuthenticationError, isRetryable } from '../errors';
 import { ClientAbortError } from '../providers/types';
 import type { Runtime } from '../runtime';
-import { type UsageRecord, UsageRecorder } from '../usage/usage-recorder';
+import type { UsageRecord, UsageRecorder } from '../usage/usage-recorder';
 import { type JobError, type JobRow, type JobStore, requestOf, toJobError } from './job-store';
 import type { JobMessage } from './schema';
 
@@ -87,16 +87,10 @@ export interface JobProcessorOptions {
  * Usage records of the worker's calls, held until the job's final write is won (ChatCall.finish
  * always records; this keeps the record from reaching the table early). One instance per worker.
  */
-class HeldUsage extends UsageRecorder {
+class HeldUsage implements Pick<UsageRecorder, 'record'> {
   private readonly held = new Map<string, UsageRecord>();
 
-  constructor(rt: Runtime) {
-    super({ ddb: rt.ddb, table: rt.env.tables.usage, telemetry: rt.telemetry });
-    // It never writes: stop the flush timer the base class started.
-    void this.close(0);
-  }
-
-  override record(r: UsageRecord): void {
+  record(r: UsageRecord): void {
     this.held.set(r.requestId, r);
   }
 
@@ -120,7 +114,7 @@ export class JobProcessor {
     this.rt = opts.rt;
     this.store = opts.store;
     this.keyCheckTtlMs = opts.keyCheckTtlMs ?? 5000;
-    this.held = new HeldUsage(opts.rt);
+    this.held = new HeldUsage();
     this.chat = new ChatService({ ...opts.rt.chat.deps, usage: this.held });
   }
 

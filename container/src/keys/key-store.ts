@@ -242,7 +242,7 @@ export class Authenticator {
   }
 
   /** The same for a key already hashed (the request path hashes once). */
-  async authenticateHash(h: string): Promise<Principal | null> {
+  authenticateHash(h: string): Promise<Principal | null> {
     const now = Date.now();
     const hit = this.cache.get(h);
     if (hit && now - hit.at < this.ttlMs) return hit.value;

@@ -40,6 +40,7 @@ export interface RouterOptions {
  */
 export class ModelRouter {
   private readonly entries = new Map<string, ModelEntry>();
+  private readonly chains = new Map<string, ModelEntry[]>();
 
   constructor(models: ModelConfig[], { defaultBaseUrl, env = process.env }: RouterOptions = {}) {
     const created = Math.floor(Date.now() / 1000);
@@ -102,13 +103,17 @@ export class ModelRouter {
     return { inFlight, queued };
   }
 
+  /** The model and its fallbacks, built once per model (the catalogue does not change). */
   private chain(id: string): ModelEntry[] {
+    const known = this.chains.get(id);
+    if (known) return known;
     const first = this.require(id);
     const out = [first];
     for (const f of first.config.fallbacks) {
       const e = this.entries.get(f);
       if (e && !out.includes(e)) out.push(e);
     }
+    this.chains.set(id, out);
     return out;
   }
 

@@ -13,6 +13,10 @@ export function costUsd(model: Pick<ModelConfig, 'pricing'>, t: TokenCounts): nu
   const cachedPrice = p.cachedInput ?? p.input;
   const usd =
     ((t.promptTokens - cached) * p.input + cached * cachedPrice + t.completionTokens * p.output) / 1_000_000;
-  // Round to 1e-9 USD so sums stay stable in DynamoDB and logs.
+  return roundUsd(usd);
+}
+
+/** Rounded to 1e-9 USD, so sums stay stable in DynamoDB and logs. */
+export function roundUsd(usd: number): number {
   return Math.round(usd * 1e9) / 1e9;
 }

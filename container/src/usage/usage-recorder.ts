@@ -2,14 +2,15 @@ import { randomBytes } from 'node:crypto';
 import {
   type AttributeValue,
   BatchWriteItemCommand,
-  ConditionalCheckFailedException,
   type DynamoDBClient,
   UpdateItemCommand,
   type WriteRequest,
 } from '@aws-sdk/client-dynamodb';
 import { type DynamoDBDocumentClient, QueryCommand } from '@aws-sdk/lib-dynamodb';
+import { isConditionFailure } from '../aws/errors';
 import { METRICS } from '../config/contract';
 import type { Telemetry } from '../telemetry/telemetry';
+import { roundUsd } from './pricing';
 
 /** One finished request: exactly one of these per request, whatever happened. */
 export interface UsageRecord {
@@ -346,7 +347,7 @@ export class UsageRecorder {
                 ':r': { N: String(a.requests) },
                 ':p': { N: String(a.prompt) },
                 ':c': { N: String(a.completion) },
-                ':u': { N: String(Math.round(a.cost * 1e9) / 1e9) },
+                ':u': { N: String(roundUsd(a.cost)) },
                 ':h': { N: String(a.cached) },
                 ':d': { S: a.day },
                 ':m': { S: a.model },
@@ -354,7 +355,7 @@ export class UsageRecorder {
             }),
           );
         } catch (err) {
-          if (!(err instanceof ConditionalCheckFailedException)) throw err;
+          if (!isConditionFailure(err)) throw err;
         }
         gen.done.add(k);
       }),
@@ -417,7 +418,7 @@ export async function queryDailyUsage(
         promptTokens: prompt,
         completionTokens: completion,
         totalTokens: prompt + completion,
-        costUsd: Math.round(Number(i.costUsd ?? 0) * 1e9) / 1e9,
+        costUsd: roundUsd(Number(i.costUsd ?? 0)),
         cachedRequests: Number(i.cachedRequests ?? 0),
       });
     }

@@ -28,6 +28,17 @@ function isPlainObject(v: unknown): v is Record<string, unknown> {
  */
 export class LeanOpenAI extends OpenAI {
   private fixedHeaders: Record<string, string> | undefined;
+  /** The SDK's URL for a path without query (it parses and re-serializes on every call). */
+  private readonly urls = new Map<string, string>();
+
+  private urlOf(path: string): string {
+    let url = this.urls.get(path);
+    if (url === undefined) {
+      url = this.buildURL(path, undefined);
+      this.urls.set(path, url);
+    }
+    return url;
+  }
 
   override async buildRequest(
     options: BuildRequestOptions,
@@ -66,7 +77,7 @@ export class LeanOpenAI extends OpenAI {
         ...(options.signal ? { signal: options.signal } : {}),
         ...(this.fetchOptions ?? {}),
       },
-      url: this.buildURL(options.path, undefined),
+      url: this.urlOf(options.path),
       timeout,
     };
   }
