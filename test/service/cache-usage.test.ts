@@ -21,7 +21,11 @@ beforeAll(async () => {
   upstream = await startMockUpstream();
   stack = await startTestStack('cache');
   config = {
-    models: [mockModel(upstream, 'mock-small', { pricing: { input: 2, output: 8, cachedInput: 1 } })],
+    models: [
+      mockModel(upstream, 'mock-small', { pricing: { input: 2, output: 8, cachedInput: 1 } }),
+      // Served under another name upstream: answers must still carry the public id.
+      mockModel(upstream, 'mock-aliased', { upstreamModel: 'aliased-up' }),
+    ],
     tiers: { basic: { limits: { rpm: 10_000 }, models: ['*'] } },
     usage: { flushIntervalMs: 100 },
   };
@@ -41,6 +45,19 @@ const records = (owner: string) =>
   queryUsageRecords(svc.server.runtime.doc, svc.server.runtime.env.tables.usage, owner);
 
 describe('response cache', () => {
+  it('replays a cached stream under the public model id, not the upstream name', async () => {
+    const { key } = await svc.createKey();
+    const body = { model: 'mock-aliased', messages: msgs('cached stream name'), temperature: 0 };
+    upstream.enqueue('aliased-up', { kind: 'stream', tokens: ['named ', 'twice'] });
+    const stream = await svc.client(key).chat.completions.create({ ...body, stream: true });
+    const models = new Set<string>();
+    for await (const c of stream) models.add(c.model);
+    expect([...models]).toEqual(['mock-aliased']);
+    const again = await svc.http('POST', '/v1/chat/completions', { key, body });
+    expect(again.headers.get('x-tollgate-cache')).toBe('HIT');
+    expect(again.json().model).toBe('mock-aliased');
+  });
+
   it('serves a repeated deterministic request from the cache: MISS then HIT, upstream called once', async () => {
     const { key } = await svc.createKey();
     const body = { model: 'mock-small', messages: msgs('cache me'), temperature: 0 };

@@ -104,12 +104,13 @@ async function streamCompletion(
   let usage: Usage | null = null;
 
   const relay = (c: ChatCompletionChunk): Promise<void> | undefined => {
-    assembled.add(c);
-    if (c.usage) usage = c.usage;
-    // Same id/created on every chunk, and the public model id, whatever the upstream sent.
+    // Same id/created on every chunk, and the public model id, whatever the upstream sent; the
+    // assembled answer (cached for later requests) takes them from the rewritten chunk.
     c.id = id;
     c.created = created;
     c.model = call.modelId;
+    assembled.add(c);
+    if (c.usage) usage = c.usage;
     if (c.choices.length === 0 && c.usage) return undefined; // sent at the end, if asked
     // Upstream usage fields (often `null` on every chunk) only go out when the client asked.
     if (!wantUsage && c.usage !== undefined) c.usage = undefined;
