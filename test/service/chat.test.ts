@@ -309,6 +309,25 @@ describe('upstream failures', () => {
     expect(Date.now() - t0).toBeLessThan(2000);
   });
 
+  it('ends a stream that goes quiet past the model timeout, and closes the upstream request', async () => {
+    upstream.enqueue('slow-up', { kind: 'stream', tokens: ['first ', 'never'], delayMs: 10_000 });
+    const stream = await svc.client().chat.completions.create({
+      model: 'mock-slow',
+      messages: user('then silence'),
+      stream: true,
+    });
+    const got: string[] = [];
+    const err = await (async () => {
+      for await (const c of stream) got.push(c.choices[0]?.delta.content ?? '');
+    })().catch((e) => e);
+    expect(got.join('')).toContain('first');
+    expect(err).toBeInstanceOf(Error);
+    expect(String(err.message)).toContain('stopped sending');
+    // The idle upstream is not left holding a connection until its own 10 s token arrives.
+    await eventually(() => upstream.requests[0]?.aborted === true, 2000);
+    expect(upstream.requests[0]?.finished).toBe(false);
+  });
+
   it('falls back to the next model when the first fails', async () => {
     upstream.enqueue('primary-up', { kind: 'error', status: 500 });
     upstream.enqueue('backup-up', { kind: 'reply', content: 'from backup' });

@@ -157,11 +157,33 @@ export class ModelRouter {
   /** Streaming call: falls back until some model produced its first chunk. */
   stream(id: string, body: ChatRequest, signal: AbortSignal): Promise<StreamResult> {
     return this.withFallbacks(id, signal, async (entry, release) => {
-      const iterable = await entry.provider.stream(upstreamBody(entry, body), callOptions(entry, signal));
-      const it = withIdleTimeout(iterable[Symbol.asyncIterator](), entry.config.timeoutMs, entry.config.id);
-      const first = await it.next();
-      if (first.done) throw new GatewayTimeoutError('The upstream model closed the stream without output.');
-      return { result: { model: entry, first: first.value, rest: it, release }, keepSlot: true };
+      // The stream's own signal: the client's, plus the idle timeout's. A generator's return()
+      // waits for its pending next(), which a silent upstream never settles: only aborting the
+      // request closes the upstream connection.
+      const ac = new AbortController();
+      const onClient = () => ac.abort(signal.reason);
+      if (signal.aborted) onClient();
+      else signal.addEventListener('abort', onClient, { once: true });
+      const detach = () => signal.removeEventListener('abort', onClient);
+      try {
+        const iterable = await entry.provider.stream(
+          upstreamBody(entry, body),
+          callOptions(entry, ac.signal),
+        );
+        const it = withIdleTimeout(
+          iterable[Symbol.asyncIterator](),
+          entry.config.timeoutMs,
+          entry.config.id,
+          ac,
+          detach,
+        );
+        const first = await it.next();
+        if (first.done) throw new GatewayTimeoutError('The upstream model closed the stream without output.');
+        return { result: { model: entry, first: first.value, rest: it, release }, keepSlot: true };
+      } catch (err) {
+        detach();
+        throw err;
+      }
     });
   }
 }
@@ -182,15 +204,18 @@ function withIdleTimeout(
   it: AsyncIterator<ChatCompletionChunk>,
   timeoutMs: number,
   model: string,
+  upstream: AbortController,
+  done: () => void,
 ): AsyncIterator<ChatCompletionChunk> {
   let timer: NodeJS.Timeout | undefined;
   let rejectPending: ((err: Error) => void) | undefined;
   const fire = () => {
     timer = undefined;
+    const err = new GatewayTimeoutError(`The upstream model '${model}' stopped sending for ${timeoutMs} ms.`);
+    upstream.abort(err);
+    done();
     void it.return?.();
-    rejectPending?.(
-      new GatewayTimeoutError(`The upstream model '${model}' stopped sending for ${timeoutMs} ms.`),
-    );
+    rejectPending?.(err);
   };
   const stop = () => {
     if (timer) clearTimeout(timer);
@@ -208,17 +233,22 @@ function withIdleTimeout(
         }
         it.next().then(
           (r) => {
-            if (r.done) stop();
+            if (r.done) {
+              stop();
+              done();
+            }
             resolve(r);
           },
           (e: unknown) => {
             stop();
+            done();
             reject(e);
           },
         );
       }),
     return: async () => {
       stop();
+      done();
       await it.return?.();
       return { done: true, value: undefined };
     },
