@@ -165,6 +165,9 @@ export interface TollgateOptions {
   logLevel: 'WARN' | 'INFO';
   /** Write a V8 CPU profile to this directory/name on exit. */
   cpuProfile?: { dir: string; name: string };
+  /** Side experiments: node flags beyond the Dockerfile's, another build of the entry. */
+  extraNodeFlags?: string[];
+  entry?: string;
 }
 
 export interface Tollgate {
@@ -203,7 +206,7 @@ export async function startTollgate(agent: Agent, opts: TollgateOptions): Promis
     POWERTOOLS_LOG_LEVEL: opts.logLevel,
     NODE_ENV: 'production',
   });
-  const args: string[] = [...dockerfileNodeFlags()];
+  const args: string[] = [...dockerfileNodeFlags(), ...(opts.extraNodeFlags ?? [])];
   if (opts.cpuProfile) {
     args.push(
       '--cpu-prof',
@@ -211,7 +214,7 @@ export async function startTollgate(agent: Agent, opts: TollgateOptions): Promis
       `--cpu-prof-name=${opts.cpuProfile.name}`,
     );
   }
-  args.push(join(ROOT, 'container', 'dist', 'server.js'));
+  args.push(opts.entry ?? join(ROOT, 'container', 'dist', 'server.js'));
   const { child } = await spawnChild(opts.name, process.execPath, args, {
     cwd: ROOT,
     env,

@@ -12,6 +12,7 @@ import {
   SECRET_ARN_SUFFIX,
   SERVICE_NAMES,
   TABLES,
+  TOKENIZER_RANKS,
 } from '../../container/src/config/contract';
 import { FIXED } from '../defaults';
 import type { LogLevel, RuntimeProps } from './runtime-props';
@@ -132,10 +133,12 @@ export class AsyncWorker extends Construct {
       timeout,
       memorySize: props.memorySize ?? 512,
       environment: workerEnv,
-      ...(props.serviceConfigFile !== undefined &&
-        bundledConfig !== undefined && {
-          copyIntoBundle: { from: props.serviceConfigFile, to: bundledConfig },
-        }),
+      copyIntoBundle: [
+        { from: require.resolve(TOKENIZER_RANKS.packageFile), to: TOKENIZER_RANKS.bundledName },
+        ...(props.serviceConfigFile !== undefined && bundledConfig !== undefined
+          ? [{ from: props.serviceConfigFile, to: bundledConfig }]
+          : []),
+      ],
     });
     this.worker.addEventSource(
       new SqsEventSource(this.queue, {
@@ -184,7 +187,8 @@ interface FunctionOptions {
   readonly logLevel: LogLevel;
   readonly logRetention: logs.RetentionDays;
   readonly removalPolicy: RemovalPolicy;
-  readonly copyIntoBundle?: { readonly from: string; readonly to: string };
+  /** Files the bundle needs beside the code (read at run time, not imported). */
+  readonly copyIntoBundle?: readonly { readonly from: string; readonly to: string }[];
 }
 
 const LAMBDA_LOG_LEVEL: Record<FunctionOptions['logLevel'], lambda.ApplicationLogLevel> = {
@@ -231,15 +235,17 @@ function createFunction(scope: Construct, id: string, o: FunctionOptions): nodej
       // Synthesis must work offline without Docker: always use the local esbuild.
       forceDockerBundling: false,
       logLevel: nodejs.LogLevel.WARNING,
-      ...(copy && {
-        commandHooks: {
-          beforeBundling: () => [],
-          beforeInstall: () => [],
-          afterBundling: (_inputDir: string, outputDir: string) => [
-            `cp ${JSON.stringify(copy.from)} ${JSON.stringify(path.join(outputDir, copy.to))}`,
-          ],
-        },
-      }),
+      ...(copy &&
+        copy.length > 0 && {
+          commandHooks: {
+            beforeBundling: () => [],
+            beforeInstall: () => [],
+            afterBundling: (_inputDir: string, outputDir: string) =>
+              copy.map(
+                ({ from, to }) => `cp ${JSON.stringify(from)} ${JSON.stringify(path.join(outputDir, to))}`,
+              ),
+          },
+        }),
     },
   });
   const v = Validations.of(fn);

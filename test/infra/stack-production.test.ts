@@ -2,8 +2,10 @@
  * A production-like stack: HTTPS with a hosted zone, WAF, access logs, a cache replica,
  * NAT gateways, retained data, alarm e-mail, an imported upstream key and a service config.
  */
+import { readdirSync } from 'node:fs';
+import * as path from 'node:path';
 import { Match, type Template } from 'aws-cdk-lib/assertions';
-import { ENV } from '../../container/src/config/contract';
+import { ENV, TOKENIZER_RANKS } from '../../container/src/config/contract';
 import {
   alarmsByName,
   type Built,
@@ -194,6 +196,17 @@ describe('configuration reaches the runtime', () => {
         Variables: expect.objectContaining({ [ENV.configPath]: '/var/task/tollgate.config.yaml' }),
       },
     });
+  });
+
+  it('ships the tokenizer rank file and the service config beside the bundled worker', () => {
+    const s = built.stack;
+    const worker = resourcesOf(template, 'AWS::Lambda::Function')[logicalId(s, s.asyncWorker.worker)]!;
+    const code = worker.Properties?.['Code'] as { S3Key?: unknown } | undefined;
+    const key = String(code?.S3Key);
+    const staged = path.join(built.app.outdir, `asset.${key.replace(/\.zip$/, '')}`);
+    expect(readdirSync(staged)).toEqual(
+      expect.arrayContaining(['index.js', TOKENIZER_RANKS.bundledName, 'tollgate.config.yaml']),
+    );
   });
 
   it('imports the upstream keys by name, for the service and the worker', () => {

@@ -54,6 +54,22 @@ describe('with no upstream configured', () => {
       expect(text).toBe(a.choices[0]?.message.content);
       expect(chunks).toBeGreaterThan(10);
       expect(usage?.completion_tokens).toBe(a.usage?.completion_tokens);
+      // Characters that span several tokens (an emoji with a skin tone) and special-token text
+      // come back intact, streamed or not.
+      const odd = 'Is 👍🏽 ok after <|endoftext|>? 日本語';
+      const plain = await client.chat.completions.create({
+        model: 'simulator',
+        messages: [{ role: 'user', content: odd }],
+      });
+      expect(plain.choices[0]?.message.content).toContain(odd);
+      let streamed = '';
+      for await (const c of await client.chat.completions.create({
+        model: 'simulator',
+        messages: [{ role: 'user', content: odd }],
+        stream: true,
+      }))
+        streamed += c.choices[0]?.delta.content ?? '';
+      expect(streamed).toBe(plain.choices[0]?.message.content);
     } finally {
       await svc.stop();
     }

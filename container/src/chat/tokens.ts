@@ -1,4 +1,4 @@
-import { countTokens } from 'gpt-tokenizer';
+import { countTokens } from './o200k';
 import type { ChatMessage } from './types';
 
 const LONG_RUN = /\S{128,}/;

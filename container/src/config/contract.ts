@@ -130,3 +130,12 @@ export const METRICS = {
 /** The container port and the liveness path the ALB checks. */
 export const CONTAINER_PORT = 8080;
 export const HEALTH_PATH = '/health';
+
+/**
+ * The o200k_base rank file the tokenizer reads (container/src/chat/o200k.ts): in the package,
+ * and under this name beside the bundle in the Lambdas (the CDK app copies it there).
+ */
+export const TOKENIZER_RANKS = {
+  packageFile: 'gpt-tokenizer/data/o200k_base.tiktoken',
+  bundledName: 'o200k_base.tiktoken',
+} as const;

@@ -1,4 +1,4 @@
-import { decode, encode } from 'gpt-tokenizer';
+import { decodePieces, encode } from '../../chat/o200k';
 import { contentText, countPromptTokens } from '../../chat/tokens';
 import type { ChatCompletion, ChatCompletionChunk, ChatRequest } from '../../chat/types';
 import { type CallOptions, ClientAbortError, type Provider } from '../types';
@@ -45,11 +45,11 @@ export class SimulatorProvider implements Provider {
       finish = 'length';
     }
     const promptTokens = countPromptTokens(body.messages, body.tools);
-    return { tokens, finish, promptTokens };
+    return { tokens, pieces: decodePieces(tokens), finish, promptTokens };
   }
 
   async complete(body: ChatRequest, opts: CallOptions): Promise<ChatCompletion> {
-    const { tokens, finish, promptTokens } = this.plan(body);
+    const { tokens, pieces, finish, promptTokens } = this.plan(body);
     await sleep(this.ttftMs + this.interTokenMs * Math.max(0, tokens.length - 1), opts.signal);
     return {
       id: `chatcmpl-sim-${Date.now().toString(36)}`,
@@ -59,7 +59,7 @@ export class SimulatorProvider implements Provider {
       choices: [
         {
           index: 0,
-          message: { role: 'assistant', content: tokens.map(decodeToken).join(''), refusal: null },
+          message: { role: 'assistant', content: pieces.join(''), refusal: null },
           finish_reason: finish,
           logprobs: null,
         },
@@ -73,7 +73,7 @@ export class SimulatorProvider implements Provider {
   }
 
   async stream(body: ChatRequest, opts: CallOptions): Promise<AsyncIterable<ChatCompletionChunk>> {
-    const { tokens, finish, promptTokens } = this.plan(body);
+    const { tokens, pieces, finish, promptTokens } = this.plan(body);
     const id = `chatcmpl-sim-${Date.now().toString(36)}`;
     const created = Math.floor(Date.now() / 1000);
     const chunk = (
@@ -89,10 +89,9 @@ export class SimulatorProvider implements Provider {
     const { ttftMs, interTokenMs } = this;
     async function* gen(): AsyncGenerator<ChatCompletionChunk> {
       await sleep(ttftMs, opts.signal);
-      for (let i = 0; i < tokens.length; i++) {
+      for (let i = 0; i < pieces.length; i++) {
         if (i > 0) await sleep(interTokenMs, opts.signal);
-        const text = decodeToken(tokens[i] as number);
-        yield chunk(i === 0 ? { role: 'assistant', content: text } : { content: text });
+        yield chunk(i === 0 ? { role: 'assistant', content: pieces[i] } : { content: pieces[i] });
       }
       yield chunk({}, finish);
       yield {
@@ -112,11 +111,6 @@ export class SimulatorProvider implements Provider {
   }
 
   async check(): Promise<void> {}
-}
-
-/** Text of one token. */
-function decodeToken(token: number): string {
-  return decode([token]);
 }
 
 function sleep(ms: number, signal: AbortSignal): Promise<void> {
