@@ -4,7 +4,13 @@ import { AuthenticationError, PermissionDeniedError } from './errors';
 import { registerAdminRoutes } from './http/admin-routes';
 import { registerBasicRoutes } from './http/basic-routes';
 import { registerChatRoutes } from './http/chat-routes';
-import { collectRoutesFor405, installErrorHandling } from './http/errors';
+import {
+  clientErrorHandler,
+  collectRoutesFor405,
+  frameworkErrors,
+  installErrorHandling,
+} from './http/errors';
+import { installJsonBodyParser } from './http/json-body';
 import { hashKey } from './keys/key-store';
 import type { Runtime } from './runtime';
 import './http/context';
@@ -27,6 +33,11 @@ export function buildApp(rt: Runtime, plugins: RoutePlugin[] = []): FastifyInsta
     keepAliveTimeout: 65_000,
     return503OnClosing: true,
     forceCloseConnections: 'idle',
+    // Errors Fastify and Node's HTTP parser answer before any route or hook runs (a bad
+    // percent-encoding, an over-long path parameter, oversized headers, malformed HTTP) get
+    // OpenAI-style bodies too.
+    frameworkErrors,
+    clientErrorHandler,
     genReqId: (req) => {
       const given = req.headers['x-request-id'];
       return typeof given === 'string' && REQUEST_ID_RE.test(given)
@@ -35,13 +46,7 @@ export function buildApp(rt: Runtime, plugins: RoutePlugin[] = []): FastifyInsta
     },
   });
 
-  // JSON only: text/plain and everything else is 415, not a string body.
-  app.removeAllContentTypeParsers();
-  app.addContentTypeParser(
-    'application/json',
-    { parseAs: 'string' },
-    app.getDefaultJsonParser('error', 'error'),
-  );
+  installJsonBodyParser(app);
 
   app.decorateRequest('principal', null);
   app.decorateRequest('facts', null as never);

@@ -482,9 +482,13 @@ describe('submitting a job', () => {
     const stream = await submit(key, { model: 'mock-small', messages: user('x'), stream: true });
     expect(stream.status).toBe(400);
     expect(stream.json().error.param).toBe('stream');
-    const unknown = await submit(key, { model: 'no-such-model', messages: user('x') });
+    const unknown = await submit(key, { model: 'no-such-model-x7q', messages: user('x') });
     expect(unknown.status).toBe(404);
     expect(unknown.json().error.code).toBe('model_not_found');
+    // A name the catalogue does not know never becomes a metrics label.
+    const metrics = await svc.http('GET', '/metrics', { key: ADMIN_KEY });
+    expect(metrics.status).toBe(200);
+    expect(metrics.text).not.toContain('no-such-model-x7q');
     const anonymous = await svc.http('POST', '/v1/chat/async', {
       key: null,
       body: { model: 'mock-small', messages: user('x') },

@@ -1,5 +1,12 @@
+import { connect } from 'node:net';
 import { type MockUpstream, startMockUpstream } from '../helpers/mock-upstream';
-import { type HttpResult, mockModel, startTestService, type TestService } from '../helpers/service';
+import {
+  ADMIN_KEY,
+  type HttpResult,
+  mockModel,
+  startTestService,
+  type TestService,
+} from '../helpers/service';
 
 let upstream: MockUpstream;
 let svc: TestService;
@@ -127,7 +134,56 @@ describe('bad inputs get a clear OpenAI-style 4xx', () => {
     await expectError(Promise.resolve(r), 405, { code: 'method_not_allowed' });
   });
   it('answers DELETE on /v1/models with 405', () => expectError(svc.http('DELETE', '/v1/models'), 405));
+  it('rejects a body nested 5,000 levels deep with 400 instead of overflowing the stack', () =>
+    expectError(
+      post(
+        `{"model":"mock-small","messages":[{"role":"user","content":"hi"}],"tools":${'['.repeat(5000)}${']'.repeat(5000)}}`,
+      ),
+      400,
+      { code: 'invalid_json', message: /nests .* more than 128 levels/ },
+    ));
+  it('rejects a compressed body with 415 naming the encoding', () =>
+    expectError(post(ok, { 'content-encoding': 'gzip' }), 415, {
+      code: 'unsupported_content_encoding',
+      message: /gzip/,
+    }));
+  it('answers a malformed percent-encoding in a path with an OpenAI-style 400', () =>
+    expectError(svc.http('PATCH', '/admin/keys/%ZZ', { key: ADMIN_KEY, body: { limits: { rpm: 1 } } }), 400, {
+      code: 'invalid_url',
+    }));
+  it('answers an over-long path parameter with an OpenAI-style 404', () =>
+    expectError(svc.http('DELETE', `/admin/keys/${'x'.repeat(500)}`, { key: ADMIN_KEY }), 404, {
+      code: 'not_found',
+    }));
+  it('answers oversized headers with an OpenAI-style 431', () =>
+    expectError(post(ok, { 'x-padding': 'a'.repeat(20_000) }), 431, { code: 'invalid_http' }));
+  it('answers malformed HTTP with an OpenAI-style 400 and closes the connection', async () => {
+    const raw = await rawExchange(svc.url, 'GET /health HTTP/1.1\r\nHost: x\r\nX-Bad: a\rb\r\n\r\n');
+    expect(raw).toMatch(/^HTTP\/1\.1 400 /);
+    const body = JSON.parse(raw.slice(raw.indexOf('\r\n\r\n') + 4));
+    expect(body.error).toEqual({
+      message: 'The request is not valid HTTP.',
+      type: 'invalid_request_error',
+      param: null,
+      code: 'invalid_http',
+    });
+  });
 });
+
+/** Writes `request` on a fresh connection and reads until the server closes it. */
+function rawExchange(url: string, request: string): Promise<string> {
+  const { hostname, port } = new URL(url);
+  return new Promise((resolve, reject) => {
+    const socket = connect(Number(port), hostname, () => socket.end(request));
+    let out = '';
+    socket.setEncoding('utf8');
+    socket.on('data', (d) => {
+      out += d;
+    });
+    socket.on('close', () => resolve(out));
+    socket.on('error', reject);
+  });
+}
 
 describe('after all the bad input', () => {
   it('keeps serving', async () => {

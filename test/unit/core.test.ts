@@ -5,6 +5,7 @@ import { countMessageTokens, countTextTokens } from '../../container/src/chat/to
 import type { ChatMessage } from '../../container/src/chat/types';
 import { readEnv } from '../../container/src/config/env';
 import { ConfigError, parseServiceConfig } from '../../container/src/config/service-config';
+import { nestsDeeperThan } from '../../container/src/http/json-body';
 import {
   type AdmitArgs,
   formatDuration,
@@ -102,8 +103,40 @@ describe('context trimming', () => {
     expect(kept?.map((x) => x.role)).toEqual(['user']);
   });
 
+  it('keeps the calling assistant turn when the conversation ends with its tool results', () => {
+    const call = (id: string) => ({
+      id,
+      type: 'function' as const,
+      function: { name: 'f', arguments: '{}' },
+    });
+    const msgs = [
+      m('system', 'sys'),
+      m('user', 'old '.repeat(300)),
+      m('assistant', '', { content: null, tool_calls: [call('c1'), call('c2')] }),
+      m('tool', 'r1', { tool_call_id: 'c1' }),
+      m('tool', 'r2', { tool_call_id: 'c2' }),
+    ];
+    const needed = [0, 2, 3, 4].reduce((n, i) => n + countMessageTokens(msgs[i]!), 3);
+    const kept = trimMessages(msgs, needed);
+    expect(kept?.map((x) => x.role)).toEqual(['system', 'assistant', 'tool', 'tool']);
+    // Less than that cannot be trimmed into a valid conversation.
+    expect(trimMessages(msgs, needed - 1)).toBeNull();
+  });
+
   it('returns null when even the last message does not fit', () => {
     expect(trimMessages([m('user', 'word '.repeat(100))], 10)).toBeNull();
+  });
+});
+
+describe('JSON nesting depth', () => {
+  it('counts arrays and objects, not brackets inside strings or after escapes', () => {
+    const nested = (n: number) => `${'['.repeat(n)}${']'.repeat(n)}`;
+    expect(nestsDeeperThan(nested(128), 128)).toBe(false);
+    expect(nestsDeeperThan(nested(129), 128)).toBe(true);
+    expect(nestsDeeperThan(`{"a":${nested(100)},"b":{"c":${nested(100)}}}`, 128)).toBe(false);
+    expect(nestsDeeperThan(JSON.stringify({ s: '['.repeat(1000) }), 128)).toBe(false);
+    expect(nestsDeeperThan(JSON.stringify({ s: `\\"${'{'.repeat(1000)}` }), 128)).toBe(false);
+    expect(nestsDeeperThan(`{"s":"\\\\",${'"x":['.repeat(200)}`, 128)).toBe(true);
   });
 });
 
@@ -252,12 +285,14 @@ describe('token counting', () => {
     expect(countTextTokens('Hello, how are you today?')).toBe(7);
   });
 
-  it('stays linear on pathological input (1 MB without spaces, emoji runs)', () => {
+  it('stays linear on pathological input (1 MB without spaces, 1 MB of whitespace, emoji runs)', () => {
     // Quadratic BPE would take many minutes here; jest's timeout is the guard.
     const x = countTextTokens('x'.repeat(1_000_000));
     const e = countTextTokens('😀'.repeat(8000));
+    const w = countTextTokens(`hi${' '.repeat(500_000)}there${'\n \t'.repeat(170_000)}`);
     // Close to the exact counts (125,000 and 8,000); the point is that it returns at all.
     expect(x).toBeGreaterThan(100_000);
     expect(e).toBeGreaterThan(7000);
+    expect(w).toBeGreaterThan(1000);
   });
 });

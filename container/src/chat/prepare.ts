@@ -48,14 +48,19 @@ export function trimMessages(messages: ChatMessage[], budget: number): ChatMessa
   let total = 3 + costs.reduce((a, b) => a + b, 0);
   if (total <= budget) return messages;
   const keep = messages.map(() => true);
-  const lastIndex = messages.length - 1;
+  // The last message always stays; when it is a tool result, so do the results before it and
+  // the assistant turn that made the calls (a tool result without its call is a 400 upstream).
+  let pinned = messages.length - 1;
+  if (messages[pinned]?.role === 'tool') {
+    while (pinned > 0 && messages[pinned]?.role === 'tool') pinned--;
+  }
   for (let i = 0; i < messages.length && total > budget; i++) {
     const m = messages[i] as ChatMessage;
-    if (m.role === 'system' || m.role === 'developer' || i === lastIndex || !keep[i]) continue;
+    if (m.role === 'system' || m.role === 'developer' || i >= pinned || !keep[i]) continue;
     keep[i] = false;
     total -= costs[i] as number;
     // Tool results that answered this turn's calls cannot stay without it.
-    for (let j = i + 1; j < lastIndex && messages[j]?.role === 'tool'; j++) {
+    for (let j = i + 1; j < pinned && messages[j]?.role === 'tool'; j++) {
       if (keep[j]) {
         keep[j] = false;
         total -= costs[j] as number;

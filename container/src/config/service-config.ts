@@ -55,12 +55,15 @@ export const modelSchema = z
   })
   .strict();
 
+/** Far above any real budget, and exact as a DynamoDB number and in micro-dollars in the limiter. */
+export const MAX_BUDGET_USD = 1e9;
+
 const limitsSchema = z
   .object({
     rpm: z.number().int().positive().optional(),
     tpm: z.number().int().positive().optional(),
     daily_tokens: z.number().int().positive().optional(),
-    monthly_budget_usd: z.number().positive().optional(),
+    monthly_budget_usd: z.number().positive().max(MAX_BUDGET_USD).optional(),
   })
   .strict();
 
@@ -171,6 +174,14 @@ export type TierConfig = z.infer<typeof tierSchema>;
 export type Limits = z.infer<typeof limitsSchema>;
 export type ServiceConfig = z.infer<typeof serviceConfigSchema>;
 
+/**
+ * The tier named `name`, or undefined. Own properties only: `cfg.tiers['constructor']` would
+ * otherwise find Object's constructor and hand out a key with no limits at all.
+ */
+export function tierOf(cfg: Pick<ServiceConfig, 'tiers'>, name: string): TierConfig | undefined {
+  return Object.hasOwn(cfg.tiers, name) ? cfg.tiers[name] : undefined;
+}
+
 /** A bad config: the message names every bad field. */
 export class ConfigError extends Error {
   constructor(message: string) {
@@ -202,7 +213,7 @@ export function parseServiceConfig(raw: unknown, source = 'service config'): Ser
       if (f === m.id) problems.push(`models.${i}.fallbacks.${j}: a model cannot fall back to itself`);
     });
   });
-  if (!cfg.tiers[cfg.defaultTier]) problems.push(`defaultTier: unknown tier '${cfg.defaultTier}'`);
+  if (!tierOf(cfg, cfg.defaultTier)) problems.push(`defaultTier: unknown tier '${cfg.defaultTier}'`);
   cfg.auto.rules.forEach((r, i) => {
     if (ids.size && !ids.has(r.model)) problems.push(`auto.rules.${i}.model: unknown model '${r.model}'`);
   });

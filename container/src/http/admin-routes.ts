@@ -1,7 +1,7 @@
 import type { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
 import type { FastifyInstance } from 'fastify';
 import { isObject } from '../chat/validate';
-import type { ServiceConfig } from '../config/service-config';
+import { MAX_BUDGET_USD, type ServiceConfig, tierOf } from '../config/service-config';
 import { BadRequestError } from '../errors';
 import { type Authenticator, type KeyStore, keyView } from '../keys/key-store';
 import { roundUsd } from '../usage/pricing';
@@ -31,10 +31,18 @@ function parseLimits(v: unknown): Record<string, number> | undefined {
       });
     }
     const integer = k !== 'monthly_budget_usd';
-    if (typeof val !== 'number' || !Number.isFinite(val) || val <= 0 || (integer && !Number.isInteger(val))) {
-      throw new BadRequestError(`'limits.${k}' must be a positive ${integer ? 'integer' : 'number'}.`, {
-        param: `limits.${k}`,
-      });
+    const max = integer ? Number.MAX_SAFE_INTEGER : MAX_BUDGET_USD;
+    if (
+      typeof val !== 'number' ||
+      !Number.isFinite(val) ||
+      val <= 0 ||
+      val > max ||
+      (integer && !Number.isInteger(val))
+    ) {
+      throw new BadRequestError(
+        `'limits.${k}' must be a positive ${integer ? 'integer' : 'number'} up to ${max.toLocaleString('en-US')}.`,
+        { param: `limits.${k}` },
+      );
     }
     out[k] = val;
   }
@@ -56,7 +64,7 @@ function parseModels(v: unknown, cfgModels: Set<string>): string[] | undefined {
 
 function parseTier(v: unknown, cfg: ServiceConfig): string | undefined {
   if (v === undefined) return undefined;
-  if (typeof v !== 'string' || !cfg.tiers[v]) {
+  if (typeof v !== 'string' || !tierOf(cfg, v)) {
     throw new BadRequestError(`'tier' must be one of ${Object.keys(cfg.tiers).join(', ')}.`, {
       param: 'tier',
     });

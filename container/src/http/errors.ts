@@ -1,4 +1,5 @@
-import type { FastifyError, FastifyInstance } from 'fastify';
+import type { Socket } from 'node:net';
+import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import {
   ApiError,
   BadRequestError,
@@ -113,4 +114,42 @@ export function collectRoutesFor405(app: FastifyInstance): () => void {
       });
     }
   };
+}
+
+/**
+ * Fastify's `frameworkErrors`: a path Fastify cannot route (bad percent-encoding) or whose
+ * parameter is longer than its router allows. Answered before any hook runs, so the request id
+ * header is set here too.
+ */
+export function frameworkErrors(err: FastifyError, req: FastifyRequest, reply: FastifyReply): void {
+  const e =
+    err.code === 'FST_ERR_MAX_PARAM_LENGTH'
+      ? new NotFoundError('No such resource: a path parameter is longer than any id this API issues.')
+      : new BadRequestError('The URL is not valid: it has a malformed percent-encoding.', {
+          code: 'invalid_url',
+        });
+  void reply.code(e.status).header('x-request-id', req.id).send(e.toJSON());
+}
+
+/**
+ * Node's HTTP parser rejected the request (oversized headers, malformed HTTP): answer with an
+ * OpenAI-style body instead of Fastify's, then close the connection (as Node does).
+ */
+export function clientErrorHandler(err: Error & { code?: string }, socket: Socket): void {
+  if (err.code === 'ECONNRESET' || socket.destroyed) return;
+  const [status, text, message] =
+    err.code === 'HPE_HEADER_OVERFLOW'
+      ? [431, 'Request Header Fields Too Large', 'The request headers are too large.']
+      : err.code === 'ERR_HTTP_REQUEST_TIMEOUT'
+        ? [408, 'Request Timeout', 'The request was not received in time.']
+        : [400, 'Bad Request', 'The request is not valid HTTP.'];
+  const body = JSON.stringify({
+    error: { message, type: 'invalid_request_error', param: null, code: 'invalid_http' },
+  });
+  if (socket.writable) {
+    socket.write(
+      `HTTP/1.1 ${status} ${text}\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`,
+    );
+  }
+  socket.destroy(err);
 }

@@ -97,7 +97,7 @@ function register(app: FastifyInstance, rt: Runtime, options: AsyncRoutesOptions
     const body = validateChatRequest(req.body, { allowStream: false });
     const idempotencyKey = parseIdempotencyKey(req.headers['idempotency-key']);
     if (!producer) throw noQueue();
-    req.facts.model = body.model;
+    // Only a model the catalogue resolved becomes a metrics label (not whatever was sent).
     const s = await producer.submit(req.principal!, body, { idempotencyKey });
     const { job } = s;
     req.facts.model = job.model;

@@ -8,7 +8,7 @@ import {
   UpdateCommand,
 } from '@aws-sdk/lib-dynamodb';
 import { TABLES } from '../config/contract';
-import type { Limits, ServiceConfig } from '../config/service-config';
+import { type Limits, type ServiceConfig, tierOf } from '../config/service-config';
 import { NotFoundError } from '../errors';
 
 /** A stored key (never the key itself: only its SHA-256). */
@@ -208,7 +208,7 @@ export class KeyStore {
 
 /** Effective settings: the tier's defaults overridden by the key's own. */
 export function toPrincipal(rec: KeyRecord, cfg: ServiceConfig): Principal {
-  const tier = cfg.tiers[rec.tier] ?? cfg.tiers[cfg.defaultTier];
+  const tier = tierOf(cfg, rec.tier) ?? tierOf(cfg, cfg.defaultTier);
   return {
     keyId: rec.id,
     owner: rec.owner,
