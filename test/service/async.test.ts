@@ -516,6 +516,14 @@ describe('submitting a job', () => {
     expect(again.status).toBe(202);
     expect(again.json().id).toBe(first.json().id);
     expect(again.headers.get('idempotent-replayed')).toBe('true');
+    // The same request with its fields in another order, as another client library sends it.
+    const reordered = await submit(
+      key,
+      { messages: body.messages, model: body.model },
+      { 'Idempotency-Key': 'retry-me-1' },
+    );
+    expect(reordered.status).toBe(202);
+    expect(reordered.json().id).toBe(first.json().id);
     await settled(key, first.json().id);
     const late = await submit(key, body, { 'Idempotency-Key': 'retry-me-1' });
     expect(late.json()).toMatchObject({ id: first.json().id, status: 'completed' });

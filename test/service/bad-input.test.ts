@@ -83,6 +83,15 @@ describe('bad inputs get a clear OpenAI-style 4xx', () => {
     expectError(post(withField({ messages: [{ role: 'user' }] })), 400, { param: 'messages[0].content' }));
   it('rejects temperature 5 with 400 naming temperature', () =>
     expectError(post(withField({ temperature: 5 })), 400, { param: 'temperature' }));
+  it('rejects a number too large for a double (1e309 parses as Infinity) with 400', () =>
+    expectError(
+      post('{"model":"mock-small","messages":[{"role":"user","content":"hi"}],"max_tokens":1e309}'),
+      400,
+      {
+        param: 'max_tokens',
+        message: /finite/,
+      },
+    ));
   it('rejects a string temperature with 400', () =>
     expectError(post(withField({ temperature: 'hot' })), 400, { param: 'temperature' }));
   it('rejects max_tokens -1 with 400 naming max_tokens', () =>

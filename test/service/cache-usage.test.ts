@@ -250,6 +250,8 @@ describe('usage records', () => {
     const admin = (await svc.http('GET', `/admin/usage?owner=${owner}`, { key: ADMIN_KEY })).json();
     expect(admin.totals.requests).toBe(3);
     expect((await svc.http('GET', '/v1/usage?start=2026-13-01', { key })).status).toBe(400);
+    expect((await svc.http('GET', '/v1/usage?start=2026-02-30', { key })).status).toBe(400);
+    expect((await svc.http('GET', '/v1/usage?end=2025-02-29', { key })).status).toBe(400);
     expect((await svc.http('GET', '/v1/usage?start=2026-02-02&end=2026-02-01', { key })).status).toBe(400);
   });
 });

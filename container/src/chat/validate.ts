@@ -28,8 +28,8 @@ function optNumber(
 ): void {
   const v = body[key];
   if (v === undefined || v === null) return;
-  if (typeof v !== 'number' || !Number.isFinite(v))
-    fail(key, `'${key}' must be a number, got ${typeName(v)}.`);
+  if (typeof v !== 'number') fail(key, `'${key}' must be a number, got ${typeName(v)}.`);
+  if (!Number.isFinite(v)) fail(key, `'${key}' must be a finite number.`);
   if (integer && !Number.isInteger(v)) fail(key, `'${key}' must be an integer.`);
   if (v < min || v > max) fail(key, `${v} is out of range for '${key}': expected ${min} to ${max}.`);
 }

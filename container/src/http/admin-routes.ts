@@ -72,9 +72,15 @@ function parseTier(v: unknown, cfg: ServiceConfig): string | undefined {
   return v;
 }
 
+function isCalendarDay(v: string): boolean {
+  const t = Date.parse(`${v}T00:00:00Z`);
+  return !Number.isNaN(t) && new Date(t).toISOString().slice(0, 10) === v;
+}
+
 function day(v: unknown, param: string, fallback: string): string {
   if (v === undefined || v === '') return fallback;
-  if (typeof v !== 'string' || !/^\d{4}-\d{2}-\d{2}$/.test(v) || Number.isNaN(Date.parse(v))) {
+  // The round trip refuses days a month does not have (2026-02-30 would parse as March 2).
+  if (typeof v !== 'string' || !/^\d{4}-\d{2}-\d{2}$/.test(v) || !isCalendarDay(v)) {
     throw new BadRequestError(`'${param}' must be a date YYYY-MM-DD.`, { param });
   }
   return v;

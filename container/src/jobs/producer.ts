@@ -4,6 +4,7 @@
  */
 import { createHash, randomBytes } from 'node:crypto';
 import { SendMessageCommand, type SQSClient } from '@aws-sdk/client-sqs';
+import { canonicalJson } from '../cache/response-cache';
 import { prepareRequest } from '../chat/prepare';
 import type { ChatRequest } from '../chat/types';
 import { METRICS } from '../config/contract';
@@ -83,7 +84,8 @@ export class JobProducer {
   ): Promise<Submission> {
     const { store, limiter } = this.o;
     const requestJson = JSON.stringify(body);
-    const requestHash = createHash('sha256').update(requestJson).digest('hex');
+    // The same request with its fields in another order is the same request.
+    const requestHash = createHash('sha256').update(canonicalJson(body)).digest('hex');
     const key = opts.idempotencyKey;
     const jobId = key !== undefined ? idempotentJobId(principal.owner, key) : newJobId();
     if (key !== undefined) {
