@@ -4,7 +4,6 @@ import { Cluster, Redis } from 'ioredis';
 import { UndiciHttpHandler } from './aws/undici-handler';
 import { MemoryCacheStore, RedisCacheStore, ResponseCache } from './cache/response-cache';
 import { ChatService } from './chat/chat-service';
-import { loadTokenizer } from './chat/o200k';
 import type { RuntimeEnv } from './config/env';
 import {
   loadServiceConfig,
@@ -116,8 +115,6 @@ async function resolveModels(
 
 export async function createRuntime(env: RuntimeEnv): Promise<Runtime> {
   const config = loadServiceConfig({ inline: env.configJson, path: env.configPath });
-  // Every request counts prompt tokens: read the rank table now, not on the first request.
-  loadTokenizer();
   let router: ModelRouter | undefined;
   const telemetry = new Telemetry({
     serviceName: env.serviceName,

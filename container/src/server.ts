@@ -1,5 +1,6 @@
 import type { FastifyInstance } from 'fastify';
 import { buildApp, type RoutePlugin } from './app';
+import { loadTokenizer } from './chat/o200k';
 import { type RuntimeEnv, readEnv } from './config/env';
 import { loadSecretEnv } from './config/secrets';
 import { ConfigError } from './config/service-config';
@@ -16,6 +17,9 @@ export interface RunningServer {
 
 /** Start the service on env.host:env.port. */
 export async function startServer(env: RuntimeEnv, plugins: RoutePlugin[] = []): Promise<RunningServer> {
+  // Every request counts prompt tokens: read the rank table now, not on the first request.
+  // (The Lambdas load it when they first need it; the DLQ handler never does.)
+  loadTokenizer();
   const runtime = await createRuntime(env);
   let app: FastifyInstance;
   try {

@@ -100,6 +100,11 @@ export class AsyncWorker extends Construct {
       deadLetterQueue: { queue: this.deadLetterQueue, maxReceiveCount: FIXED.maxReceiveCount },
     });
 
+    // Both functions build the runtime, whose token counting reads this file on first use.
+    const tokenizerRanks = {
+      from: require.resolve(TOKENIZER_RANKS.packageFile),
+      to: TOKENIZER_RANKS.bundledName,
+    };
     const common = {
       sourceRoot: props.sourceRoot,
       architecture: props.architecture ?? lambda.Architecture.ARM_64,
@@ -134,7 +139,7 @@ export class AsyncWorker extends Construct {
       memorySize: props.memorySize ?? 512,
       environment: workerEnv,
       copyIntoBundle: [
-        { from: require.resolve(TOKENIZER_RANKS.packageFile), to: TOKENIZER_RANKS.bundledName },
+        tokenizerRanks,
         ...(props.serviceConfigFile !== undefined && bundledConfig !== undefined
           ? [{ from: props.serviceConfigFile, to: bundledConfig }]
           : []),
@@ -157,6 +162,7 @@ export class AsyncWorker extends Construct {
       ...common,
       entry: LAMBDA_ENTRIES.dlqHandler,
       description: 'Tollgate DLQ handler: marks jobs whose messages died as failed',
+      copyIntoBundle: [tokenizerRanks],
       timeout: dlqHandlerTimeout,
       memorySize: 256,
       environment: {
@@ -197,6 +203,11 @@ const LAMBDA_LOG_LEVEL: Record<FunctionOptions['logLevel'], lambda.ApplicationLo
   WARN: lambda.ApplicationLogLevel.WARN,
   ERROR: lambda.ApplicationLogLevel.ERROR,
 };
+
+/** One shell word, whatever the path holds. */
+function shellQuote(s: string): string {
+  return `'${s.replaceAll("'", `'\\''`)}'`;
+}
 
 function createFunction(scope: Construct, id: string, o: FunctionOptions): nodejs.NodejsFunction {
   const logGroup = new logs.LogGroup(scope, `${id}Logs`, {
@@ -240,10 +251,17 @@ function createFunction(scope: Construct, id: string, o: FunctionOptions): nodej
           commandHooks: {
             beforeBundling: () => [],
             beforeInstall: () => [],
-            afterBundling: (_inputDir: string, outputDir: string) =>
-              copy.map(
-                ({ from, to }) => `cp ${JSON.stringify(from)} ${JSON.stringify(path.join(outputDir, to))}`,
-              ),
+            // Relative to the input directory where possible: with Docker bundling that is the
+            // project mounted in the container, where host paths do not exist.
+            afterBundling: (inputDir: string, outputDir: string) =>
+              copy.map(({ from, to }) => {
+                const rel = path.relative(o.sourceRoot, from);
+                const src =
+                  rel.startsWith('..') || path.isAbsolute(rel)
+                    ? from
+                    : path.posix.join(inputDir, ...rel.split(path.sep));
+                return `cp ${shellQuote(src)} ${shellQuote(path.posix.join(outputDir, to))}`;
+              }),
           },
         }),
     },

@@ -5,6 +5,7 @@
 import { readdirSync } from 'node:fs';
 import * as path from 'node:path';
 import { Match, type Template } from 'aws-cdk-lib/assertions';
+import type { IConstruct } from 'constructs';
 import { ENV, TOKENIZER_RANKS } from '../../container/src/config/contract';
 import {
   alarmsByName,
@@ -198,14 +199,18 @@ describe('configuration reaches the runtime', () => {
     });
   });
 
-  it('ships the tokenizer rank file and the service config beside the bundled worker', () => {
+  it('ships the tokenizer rank file beside both bundled Lambdas, and the service config beside the worker', () => {
     const s = built.stack;
-    const worker = resourcesOf(template, 'AWS::Lambda::Function')[logicalId(s, s.asyncWorker.worker)]!;
-    const code = worker.Properties?.['Code'] as { S3Key?: unknown } | undefined;
-    const key = String(code?.S3Key);
-    const staged = path.join(built.app.outdir, `asset.${key.replace(/\.zip$/, '')}`);
-    expect(readdirSync(staged)).toEqual(
+    const staged = (fn: IConstruct) => {
+      const resource = resourcesOf(template, 'AWS::Lambda::Function')[logicalId(s, fn)]!;
+      const code = resource.Properties?.['Code'] as { S3Key?: unknown } | undefined;
+      return readdirSync(path.join(built.app.outdir, `asset.${String(code?.S3Key).replace(/\.zip$/, '')}`));
+    };
+    expect(staged(s.asyncWorker.worker)).toEqual(
       expect.arrayContaining(['index.js', TOKENIZER_RANKS.bundledName, 'tollgate.config.yaml']),
+    );
+    expect(staged(s.asyncWorker.dlqHandler)).toEqual(
+      expect.arrayContaining(['index.js', TOKENIZER_RANKS.bundledName]),
     );
   });
 

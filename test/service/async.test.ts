@@ -3,7 +3,7 @@
  * DLQ, the local poller calling the real worker and DLQ handlers over a worker runtime of its
  * own (as Lambda would), dynalite, redis-server and the scripted mock upstream.
  */
-import { randomUUID } from 'node:crypto';
+import { createHash, randomUUID } from 'node:crypto';
 import {
   ChangeMessageVisibilityCommand,
   DeleteMessageCommand,
@@ -529,6 +529,32 @@ describe('submitting a job', () => {
     expect(late.json()).toMatchObject({ id: first.json().id, status: 'completed' });
     expect(await jobRows(owner)).toHaveLength(1);
     expect(await usageRows(owner)).toHaveLength(1);
+  });
+
+  it('still replays a job whose row holds the fingerprint of the body as sent (written before the canonical form)', async () => {
+    const { key, owner } = await premiumKey();
+    const body = { model: 'mock-small', messages: user(`legacy ${marker()}`) };
+    const first = await submit(key, body, { 'Idempotency-Key': 'legacy-1' });
+    expect(first.status).toBe(202);
+    const [row] = await jobRows(owner);
+    await workerRt.doc.send(
+      new UpdateCommand({
+        TableName: workerRt.env.tables.jobs,
+        Key: { jobId: row!.jobId },
+        UpdateExpression: 'SET requestHash = :h',
+        ExpressionAttributeValues: { ':h': createHash('sha256').update(JSON.stringify(body)).digest('hex') },
+      }),
+    );
+    const again = await submit(key, body, { 'Idempotency-Key': 'legacy-1' });
+    expect(again.status).toBe(202);
+    expect(again.json().id).toBe(first.json().id);
+    const other = await submit(
+      key,
+      { ...body, messages: user('something else') },
+      { 'Idempotency-Key': 'legacy-1' },
+    );
+    expect(other.status).toBe(422);
+    await settled(key, first.json().id);
   });
 
   it('creates one job when submissions with one Idempotency-Key race', async () => {

@@ -90,6 +90,20 @@ describe('o200k tokenizer (typed-array tables)', () => {
     expect(decodePieces(encode('👍🏽')).filter((p) => p === '').length).toBeGreaterThan(0);
   });
 
+  it('stays linear on a pre-tokenizer piece hundreds of kilobytes long, and still round-trips it', () => {
+    // ` ?[^\s\p{L}\p{N}]+[\r\n/]*` makes this one piece; quadratic merging would take minutes
+    // (jest's timeout is the guard).
+    const huge = `!${'\r\n/'.repeat(300_000)}`;
+    expect(countTokens(huge)).toBeGreaterThan(1000);
+    const long = `#${'\r\n/'.repeat(700)}`;
+    expect(decodePieces(encode(long)).join('')).toBe(long);
+  });
+
+  it('keeps a leading byte-order mark when decoding', () => {
+    const text = '\ufeffHello';
+    expect(decodePieces(encode(text)).join('')).toBe(text);
+  });
+
   it('rejects a token id that is not in the table', () => {
     expect(() => decodePieces([200_000])).toThrow(RangeError);
     expect(() => decodePieces([-1])).toThrow(RangeError);

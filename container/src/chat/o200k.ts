@@ -160,34 +160,38 @@ function table(): BytePairRanks {
 }
 
 const utf8 = new TextEncoder();
-/** Scratch space for one piece's bytes and its merge state; grown when a piece is longer. */
-let pieceBytes = new Uint8Array(256);
-let partStart = new Int32Array(257);
-let partRank = new Int32Array(257);
+/**
+ * The merge below is quadratic in a piece's length, and the pre-tokenizer can return long
+ * pieces (a run of punctuation with line breaks, `!\r\n/\r\n/...`, is one). A piece longer
+ * than this many bytes is merged in windows of this size: linear, exact for every piece real
+ * text has, a few tokens off at the cuts of pathological ones.
+ */
+const MAX_PIECE_BYTES = 256;
+/** Scratch space for one piece's bytes and its merge state. */
+let pieceBytes = new Uint8Array(1024);
+const partStart = new Int32Array(MAX_PIECE_BYTES + 1);
+const partRank = new Int32Array(MAX_PIECE_BYTES + 1);
 
 /**
- * Byte-pair merge of one piece (tiktoken's `_byte_pair_merge`): start from single bytes and
- * repeatedly merge the adjacent pair whose concatenation has the lowest rank (leftmost on a
- * tie) until no adjacent pair is a token. Calls `emit` with each token, returns their number.
+ * Byte-pair merge of `pieceBytes[from..to)` (tiktoken's `_byte_pair_merge`): start from single
+ * bytes and repeatedly merge the adjacent pair whose concatenation has the lowest rank
+ * (leftmost on a tie) until no adjacent pair is a token. Calls `emit` with each token, returns
+ * their number. `to - from` is at most MAX_PIECE_BYTES.
  */
-function mergePiece(t: BytePairRanks, length: number, emit?: (rank: number) => void): number {
+function mergePiece(t: BytePairRanks, from: number, to: number, emit?: (rank: number) => void): number {
   const piece = pieceBytes;
-  const whole = t.rank(piece, 0, length);
+  const whole = t.rank(piece, from, to);
   if (whole !== NO_RANK) {
     emit?.(whole);
     return 1;
   }
-  if (partStart.length < length + 1) {
-    partStart = new Int32Array(length + 1);
-    partRank = new Int32Array(length + 1);
-  }
   const starts = partStart;
   const pairRank = partRank;
-  // parts = [0, 1, ..., length]; pairRank[i] = rank of parts i and i+1 together.
-  let parts = length + 1;
+  // parts = [from, from + 1, ..., to]; pairRank[i] = rank of parts i and i+1 together.
+  let parts = to - from + 1;
   for (let i = 0; i < parts; i++) {
-    starts[i] = i;
-    pairRank[i] = i + 2 < parts ? t.rank(piece, i, i + 2) : NO_RANK;
+    starts[i] = from + i;
+    pairRank[i] = i + 2 < parts ? t.rank(piece, from + i, from + i + 2) : NO_RANK;
   }
   for (;;) {
     let min = NO_RANK;
@@ -230,8 +234,11 @@ function run(text: string, emit?: (rank: number) => void): number {
     // A UTF-16 unit is at most 3 UTF-8 bytes (a surrogate pair is 4 for 2 units).
     if (pieceBytes.length < s.length * 3) pieceBytes = new Uint8Array(s.length * 3);
     const { written } = utf8.encodeInto(s, pieceBytes);
-    n += mergePiece(t, written, emit);
+    for (let from = 0; from < written; from += MAX_PIECE_BYTES)
+      n += mergePiece(t, from, Math.min(written, from + MAX_PIECE_BYTES), emit);
   }
+  // One huge piece must not keep megabytes of scratch space for the life of the process.
+  if (pieceBytes.length > 64 * 1024) pieceBytes = new Uint8Array(1024);
   return n;
 }
 
@@ -254,7 +261,8 @@ export function encode(text: string): number[] {
  */
 export function decodePieces(tokens: readonly number[]): string[] {
   const t = table();
-  const decoder = new TextDecoder('utf-8');
+  // ignoreBOM: a leading U+FEFF is text like any other, not a marker to drop.
+  const decoder = new TextDecoder('utf-8', { ignoreBOM: true });
   const pieces = tokens.map((r) => decoder.decode(t.tokenBytes(r), { stream: true }));
   const rest = decoder.decode();
   if (rest && pieces.length > 0) pieces[pieces.length - 1] += rest;

@@ -125,9 +125,11 @@ export function frameworkErrors(err: FastifyError, req: FastifyRequest, reply: F
   const e =
     err.code === 'FST_ERR_MAX_PARAM_LENGTH'
       ? new NotFoundError('No such resource: a path parameter is longer than any id this API issues.')
-      : new BadRequestError('The URL is not valid: it has a malformed percent-encoding.', {
-          code: 'invalid_url',
-        });
+      : err.code === 'FST_ERR_BAD_URL'
+        ? new BadRequestError('The URL is not valid: it has a malformed percent-encoding.', {
+            code: 'invalid_url',
+          })
+        : new InternalServerError();
   void reply.code(e.status).header('x-request-id', req.id).send(e.toJSON());
 }
 
@@ -137,16 +139,21 @@ export function frameworkErrors(err: FastifyError, req: FastifyRequest, reply: F
  */
 export function clientErrorHandler(err: Error & { code?: string }, socket: Socket): void {
   if (err.code === 'ECONNRESET' || socket.destroyed) return;
-  const [status, text, message] =
+  const [status, text, message, code] =
     err.code === 'HPE_HEADER_OVERFLOW'
-      ? [431, 'Request Header Fields Too Large', 'The request headers are too large.']
-      : err.code === 'ERR_HTTP_REQUEST_TIMEOUT'
-        ? [408, 'Request Timeout', 'The request was not received in time.']
-        : [400, 'Bad Request', 'The request is not valid HTTP.'];
+      ? [431, 'Request Header Fields Too Large', 'The request headers are too large.', 'invalid_http']
+      : err.code === 'HPE_CHUNK_EXTENSIONS_OVERFLOW'
+        ? [413, 'Payload Too Large', 'The chunk extensions are too large.', 'invalid_http']
+        : err.code === 'ERR_HTTP_REQUEST_TIMEOUT'
+          ? [408, 'Request Timeout', 'The request was not received in time.', 'request_timeout']
+          : [400, 'Bad Request', 'The request is not valid HTTP.', 'invalid_http'];
   const body = JSON.stringify({
-    error: { message, type: 'invalid_request_error', param: null, code: 'invalid_http' },
+    error: { message, type: 'invalid_request_error', param: null, code },
   });
-  if (socket.writable) {
+  // As Node does: never write into a response already under way on this connection (a bad
+  // pipelined request behind a stream).
+  const inFlight = (socket as Socket & { _httpMessage?: { headersSent?: boolean } })._httpMessage;
+  if (socket.writable && !inFlight?.headersSent) {
     socket.write(
       `HTTP/1.1 ${status} ${text}\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`,
     );

@@ -86,12 +86,18 @@ export class JobProducer {
     const requestJson = JSON.stringify(body);
     // The same request with its fields in another order is the same request.
     const requestHash = createHash('sha256').update(canonicalJson(body)).digest('hex');
+    // Rows written before the canonical form (up to jobs.ttlDays old) hold the hash of the body
+    // as sent; a retry of one of those must still be recognised.
+    const fingerprints = (): string[] => [
+      requestHash,
+      createHash('sha256').update(requestJson).digest('hex'),
+    ];
     const key = opts.idempotencyKey;
     const jobId = key !== undefined ? idempotentJobId(principal.owner, key) : newJobId();
     if (key !== undefined) {
       // Before admission: a replay must not spend the caller's rate limit again.
       const existing = await store.get(jobId);
-      if (existing) return replay(existing, principal, requestHash);
+      if (existing) return replay(existing, principal, fingerprints());
     }
     await this.o.gate.check();
     const prepared = prepareRequest(this.o.config, this.o.router, principal, body);
@@ -151,7 +157,7 @@ export class JobProducer {
       // extra message is harmless: the worker runs a job once, whatever it receives).
       this.giveBack(admission.reservation);
       const existing = await store.get(jobId);
-      if (existing) return replay(existing, principal, requestHash);
+      if (existing) return replay(existing, principal, fingerprints());
       throw new ServiceUnavailableError('The job changed while it was being created; retry.', {
         code: 'job_conflict',
         retryAfterSeconds: 1,
@@ -198,8 +204,8 @@ function errorText(err: unknown): string {
   return err instanceof Error ? err.message : String(err);
 }
 
-function replay(existing: JobRow, principal: Principal, requestHash: string): Submission {
-  if (existing.owner !== principal.owner || existing.requestHash !== requestHash) {
+function replay(existing: JobRow, principal: Principal, fingerprints: readonly string[]): Submission {
+  if (existing.owner !== principal.owner || !fingerprints.includes(existing.requestHash)) {
     // IETF idempotency-key draft: reuse with another payload is 422 (not 409, which the
     // openai SDK would retry in vain).
     throw new ApiError(

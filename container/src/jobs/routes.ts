@@ -97,7 +97,9 @@ function register(app: FastifyInstance, rt: Runtime, options: AsyncRoutesOptions
     const body = validateChatRequest(req.body, { allowStream: false });
     const idempotencyKey = parseIdempotencyKey(req.headers['idempotency-key']);
     if (!producer) throw noQueue();
-    // Only a model the catalogue resolved becomes a metrics label (not whatever was sent).
+    // Only a catalogue model becomes a metrics label (not whatever was sent), also when the
+    // submission is then refused (429, 503).
+    if (rt.router.get(body.model)) req.facts.model = body.model;
     const s = await producer.submit(req.principal!, body, { idempotencyKey });
     const { job } = s;
     req.facts.model = job.model;
