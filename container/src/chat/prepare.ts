@@ -2,7 +2,7 @@ import type { ModelConfig, ServiceConfig } from '../config/service-config';
 import { BadRequestError, PermissionDeniedError } from '../errors';
 import type { Principal } from '../keys/key-store';
 import type { ModelEntry, ModelRouter } from '../providers/router';
-import { contentText, countMessageTokens, countPromptTokens } from './tokens';
+import { contentText, countMessageTokens, countToolTokens, promptTokensFrom } from './tokens';
 import type { ChatMessage, ChatRequest } from './types';
 
 const CODE_SHAPES = /```|\b(function|def|class|import|return|const|let|var|public|static)\b[^\n]*[({;:]/;
@@ -44,9 +44,14 @@ export function routeAuto(
  * dropping the middle. An assistant turn with tool calls goes together with its tool results.
  */
 export function trimMessages(messages: ChatMessage[], budget: number): ChatMessage[] | null {
-  const costs = messages.map(countMessageTokens);
-  let total = 3 + costs.reduce((a, b) => a + b, 0);
-  if (total <= budget) return messages;
+  const keep = keepWithin(messages, messages.map(countMessageTokens), budget);
+  return keep && messages.filter((_, i) => keep[i]);
+}
+
+/** Which messages trimMessages keeps, from each message's tokens; null when nothing fits. */
+function keepWithin(messages: ChatMessage[], costs: readonly number[], budget: number): boolean[] | null {
+  let total = promptTokensFrom(costs);
+  if (total <= budget) return messages.map(() => true);
   const keep = messages.map(() => true);
   // The last message always stays; when it is a tool result, so do the results before it and
   // the assistant turn that made the calls (a tool result without its call is a 400 upstream).
@@ -67,8 +72,7 @@ export function trimMessages(messages: ChatMessage[], budget: number): ChatMessa
       }
     }
   }
-  if (total > budget) return null;
-  return messages.filter((_, i) => keep[i]);
+  return total > budget ? null : keep;
 }
 
 export interface Prepared {
@@ -95,7 +99,10 @@ export function prepareRequest(
   input: ChatRequest,
 ): Prepared {
   let body: ChatRequest = input;
-  let promptTokens = countPromptTokens(body.messages, body.tools);
+  // Each message is tokenized once, also when the conversation has to be trimmed.
+  const messageTokens = body.messages.map(countMessageTokens);
+  const toolTokens = countToolTokens(body.tools);
+  let promptTokens = promptTokensFrom(messageTokens, toolTokens);
   if (body.model === 'auto')
     body = { ...body, model: routeAuto(cfg, router, p, body.messages, promptTokens) };
   const entry = router.require(body.model);
@@ -120,11 +127,14 @@ export function prepareRequest(
     if (cfg.contextOverflow === 'reject') {
       throw new BadRequestError(overflowMessage, { param: 'messages', code: 'context_length_exceeded' });
     }
-    const kept = trimMessages(body.messages, budget - (body.tools ? countPromptTokens([], body.tools) : 0));
-    if (!kept)
+    const keep = keepWithin(body.messages, messageTokens, budget - toolTokens);
+    if (!keep)
       throw new BadRequestError(overflowMessage, { param: 'messages', code: 'context_length_exceeded' });
-    body = { ...body, messages: kept };
-    promptTokens = countPromptTokens(kept, body.tools);
+    body = { ...body, messages: body.messages.filter((_, i) => keep[i]) };
+    promptTokens = promptTokensFrom(
+      messageTokens.filter((_, i) => keep[i]),
+      toolTokens,
+    );
     trimmed = true;
   }
   const out = Math.min(requested ?? m.maxOutputTokens, Math.max(1, m.contextWindow - promptTokens));

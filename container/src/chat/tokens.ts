@@ -61,10 +61,19 @@ export function countMessageTokens(m: ChatMessage): number {
   return n;
 }
 
+/** Tokens of a request's tool definitions (0 without tools). */
+export function countToolTokens(tools?: unknown): number {
+  return tools ? countTextTokens(JSON.stringify(tools)) : 0;
+}
+
+/** Prompt tokens from each message's tokens (countMessageTokens) and the tools' tokens. */
+export function promptTokensFrom(messageTokens: readonly number[], toolTokens = 0): number {
+  let n = PER_REPLY + toolTokens;
+  for (const t of messageTokens) n += t;
+  return n;
+}
+
 /** Prompt tokens of a whole conversation (plus tools, when given). */
 export function countPromptTokens(messages: ChatMessage[], tools?: unknown): number {
-  let n = PER_REPLY;
-  for (const m of messages) n += countMessageTokens(m);
-  if (tools) n += countTextTokens(JSON.stringify(tools));
-  return n;
+  return promptTokensFrom(messages.map(countMessageTokens), countToolTokens(tools));
 }
