@@ -20,6 +20,21 @@ const REQUEST_ID_RE = /^[A-Za-z0-9._:-]{1,128}$/;
 /** Extra route groups later modules add (async jobs, assistant). */
 export type RoutePlugin = (app: FastifyInstance, rt: Runtime) => void;
 
+/**
+ * Node's own timeouts for receiving a request. Fastify sets `requestTimeout` after creating the
+ * server, where Node no longer lowers `headersTimeout` (60 s) to it, and Node only enforces a
+ * request deadline when the headers' one is not longer; it checks both on an interval (30 s by
+ * default), kept below the timeout here.
+ */
+function httpServerTimeouts(requestTimeoutMs: number) {
+  if (requestTimeoutMs <= 0) return {};
+  return {
+    requestTimeout: requestTimeoutMs,
+    headersTimeout: Math.min(60_000, requestTimeoutMs),
+    connectionsCheckingInterval: Math.min(30_000, Math.max(100, Math.floor(requestTimeoutMs / 4))),
+  };
+}
+
 /** Build the HTTP app over a runtime (no listen: tests inject or listen themselves). */
 export function buildApp(rt: Runtime, plugins: RoutePlugin[] = []): FastifyInstance {
   const { env, telemetry } = rt;
@@ -28,8 +43,11 @@ export function buildApp(rt: Runtime, plugins: RoutePlugin[] = []): FastifyInsta
   const app = Fastify({
     logger: false,
     bodyLimit: env.bodyLimitBytes,
-    // Streams may stay open for minutes; the drain bounds shutdown instead.
-    requestTimeout: 0,
+    // Bounds how long a client may take to send its request (a trickled body holds a
+    // connection and its buffer otherwise); answered 408. It does not limit how long a
+    // response (a stream) may take once the request is in.
+    requestTimeout: env.requestTimeoutMs,
+    http: httpServerTimeouts(env.requestTimeoutMs),
     keepAliveTimeout: 65_000,
     return503OnClosing: true,
     forceCloseConnections: 'idle',

@@ -2,6 +2,7 @@ import { connect } from 'node:net';
 import { type MockUpstream, startMockUpstream } from '../helpers/mock-upstream';
 import {
   ADMIN_KEY,
+  DEV_KEY,
   type HttpResult,
   mockModel,
   startTestService,
@@ -179,11 +180,50 @@ describe('bad inputs get a clear OpenAI-style 4xx', () => {
   });
 });
 
+describe('a client that sends its request too slowly', () => {
+  it('gets an OpenAI-style 408 once TOLLGATE_REQUEST_TIMEOUT_MS has passed, while streams may run longer', async () => {
+    const slow = await startTestService({
+      name: 'slow',
+      env: { TOLLGATE_REQUEST_TIMEOUT_MS: '600', TOLLGATE_PING_INTERVAL_MS: '100' },
+      config: { models: [mockModel(upstream, 'mock-small')] },
+    });
+    try {
+      const started = Date.now();
+      // Promises 100 bytes, sends 3, then waits.
+      const raw = await rawExchange(
+        slow.url,
+        `POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${DEV_KEY}\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{"m`,
+        false,
+      );
+      expect(raw).toMatch(/^HTTP\/1\.1 408 /);
+      expect(JSON.parse(raw.slice(raw.indexOf('\r\n\r\n') + 4)).error).toMatchObject({
+        code: 'request_timeout',
+      });
+      expect(Date.now() - started).toBeGreaterThanOrEqual(600);
+      // The timeout covers receiving the request, not the response: a stream that takes longer
+      // than 600 ms after a complete request runs to its end.
+      upstream.enqueue('mock-small', { kind: 'stream', tokens: ['a', 'b', 'c'], delayMs: 400 });
+      const streamStarted = Date.now();
+      const stream = await slow.client().chat.completions.create({
+        model: 'mock-small',
+        messages: [{ role: 'user', content: 'slow stream' }],
+        stream: true,
+      });
+      let text = '';
+      for await (const c of stream) text += c.choices[0]?.delta.content ?? '';
+      expect(text).toBe('abc');
+      expect(Date.now() - streamStarted).toBeGreaterThan(700);
+    } finally {
+      await slow.stop();
+    }
+  });
+});
+
 /** Writes `request` on a fresh connection and reads until the server closes it. */
-function rawExchange(url: string, request: string): Promise<string> {
+function rawExchange(url: string, request: string, end = true): Promise<string> {
   const { hostname, port } = new URL(url);
   return new Promise((resolve, reject) => {
-    const socket = connect(Number(port), hostname, () => socket.end(request));
+    const socket = connect(Number(port), hostname, () => (end ? socket.end(request) : socket.write(request)));
     let out = '';
     socket.setEncoding('utf8');
     socket.on('data', (d) => {

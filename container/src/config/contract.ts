@@ -24,6 +24,8 @@ export const ENV = {
   /** After SIGTERM, keep serving (with /health 503) this long so the load balancer notices. */
   drainGraceMs: 'TOLLGATE_DRAIN_GRACE_MS',
   bodyLimitBytes: 'TOLLGATE_BODY_LIMIT_BYTES',
+  /** Time to receive a whole request (headers and body); 408 after it. 0 turns it off. */
+  requestTimeoutMs: 'TOLLGATE_REQUEST_TIMEOUT_MS',
   pingIntervalMs: 'TOLLGATE_PING_INTERVAL_MS',
   limiterFailureMode: 'TOLLGATE_LIMITER_FAILURE_MODE',
   /** Full Redis URL (`redis://` or `rediss://`); takes precedence over host/port. */

@@ -33,6 +33,7 @@ const envSchema = z.object({
     .int()
     .positive()
     .default(1024 * 1024),
+  [ENV.requestTimeoutMs]: z.coerce.number().int().min(0).default(60_000),
   [ENV.pingIntervalMs]: z.coerce.number().int().positive().optional(),
   [ENV.limiterFailureMode]: z.enum(['open', 'closed']).optional(),
   [ENV.redisUrl]: optionalString,
@@ -67,6 +68,7 @@ export interface RuntimeEnv {
   drainTimeoutMs: number;
   drainGraceMs: number;
   bodyLimitBytes: number;
+  requestTimeoutMs: number;
   pingIntervalMs: number | undefined;
   limiterFailureMode: 'open' | 'closed' | undefined;
   /** Redis connection URL, built from host/port/TLS/auth when REDIS_URL is unset. */
@@ -107,6 +109,7 @@ export function readEnv(source: NodeJS.ProcessEnv = process.env): RuntimeEnv {
     drainTimeoutMs: e[ENV.drainTimeoutMs],
     drainGraceMs: e[ENV.drainGraceMs],
     bodyLimitBytes: e[ENV.bodyLimitBytes],
+    requestTimeoutMs: e[ENV.requestTimeoutMs],
     pingIntervalMs: e[ENV.pingIntervalMs],
     limiterFailureMode: e[ENV.limiterFailureMode],
     redisUrl,
