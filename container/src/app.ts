@@ -76,6 +76,8 @@ export function buildApp(rt: Runtime, plugins: RoutePlugin[] = []): FastifyInsta
 
   // Auth runs before the body is read: an unauthenticated client cannot make us parse 1 MiB.
   app.addHook('onRequest', async (req) => {
+    // A mistyped URL answers 404 with or without a key (as OpenAI's API does), not 401.
+    if (req.is404) return;
     const mode = req.routeOptions.config.auth ?? 'user';
     if (mode === 'none') return;
     const header = req.headers.authorization;

@@ -136,6 +136,8 @@ describe('bad inputs get a clear OpenAI-style 4xx', () => {
     ));
   it('rejects an unknown model with 404 model_not_found', () =>
     expectError(post(withField({ model: 'gpt-9' })), 404, { code: 'model_not_found', param: 'model' }));
+  it('answers an unknown route with 404 even without a key', () =>
+    expectError(svc.http('GET', '/v1/chat/completion', { key: null }), 404, { code: 'unknown_url' }));
   it('answers an unknown route with 404', () =>
     expectError(svc.http('GET', '/v1/nope'), 404, { code: 'unknown_url' }));
   it('answers a wrong method with 405 and Allow', async () => {
