@@ -19,26 +19,33 @@
  * [--batch B]` prints the result as JSON and as markdown lines; bench/run.ts calls
  * runAsyncBench() and formats it with asyncBenchMarkdown().
  */
-import { createHash, randomBytes } from 'node:crypto';
+import { createHash } from 'node:crypto';
 import type { Agent } from 'node:http';
 import { join } from 'node:path';
-import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
-import { CreateQueueCommand, SendMessageCommand, SQSClient } from '@aws-sdk/client-sqs';
-import { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
+import { CreateQueueCommand, SendMessageCommand } from '@aws-sdk/client-sqs';
 import type { FastifyInstance } from 'fastify';
 import { buildApp } from '../container/src/app';
-import { UndiciHttpHandler } from '../container/src/aws/undici-handler';
 import { ENV } from '../container/src/config/contract';
 import { readEnv } from '../container/src/config/env';
 import { JobStore } from '../container/src/jobs/job-store';
+import { newJobId } from '../container/src/jobs/producer';
+import { createSqsClient, type QueueCounts, queueCounts } from '../container/src/jobs/queue';
 import { registerAsyncRoutes } from '../container/src/jobs/routes';
 import { encodeJobMessage } from '../container/src/jobs/schema';
 import { createDlqHandler, createWorkerHandler, type SqsBatchHandler } from '../container/src/jobs/worker';
 import { type LocalWorker, startLocalWorker } from '../container/src/local/poller';
 import { getFreePort } from '../container/src/local/ports';
-import { createRuntime } from '../container/src/runtime';
-import { httpRequest, keepAliveAgent, type Percentiles, percentiles, runCount, runPaced } from './lib/load';
-import { CpuMeter, round2, sleep, spawnChild } from './lib/procs';
+import { createDynamoClients, createRuntime } from '../container/src/runtime';
+import {
+  httpRequest,
+  keepAliveAgent,
+  type Percentiles,
+  paceOpenLoop,
+  percentiles,
+  runCount,
+  runPaced,
+} from './lib/load';
+import { CpuMeter, round2, serveUntilStopped, sleep, spawnChild } from './lib/procs';
 import {
   createBenchKey,
   dockerfileNodeFlags,
@@ -124,15 +131,8 @@ async function control(c: Control, run?: boolean): Promise<{ running: boolean; p
   return JSON.parse(r.body) as { running: boolean; processed: number };
 }
 
-async function queueCounts(c: Control): Promise<{ visible: number; in_flight: number; delayed: number }> {
-  const r = await httpRequest(c.agent, `${c.url}/admin/queue`, {
-    headers: { authorization: `Bearer ${ADMIN_KEY}` },
-  });
-  return (JSON.parse(r.body) as { queue: { visible: number; in_flight: number; delayed: number } }).queue;
-}
-
-function isEmpty(q: { visible: number; in_flight: number; delayed: number }): boolean {
-  return q.visible + q.in_flight + q.delayed === 0;
+function isEmpty(q: QueueCounts): boolean {
+  return q.visible + q.inFlight + q.delayed === 0;
 }
 
 async function waitFor(what: string, probe: () => Promise<boolean>, timeoutMs: number, everyMs = 50) {
@@ -210,19 +210,21 @@ export async function runAsyncBench(opts: AsyncBenchOptions = {}): Promise<Async
     const { child } = await spawnChild(
       'tollgate-async',
       process.execPath,
-      [
-        ...dockerfileNodeFlags(),
-        ...(process.env.BENCH_ASYNC_NODE_ARGS?.split(' ').filter(Boolean) ?? []),
-        '--import',
-        'tsx',
-        join(ROOT, 'bench', 'async.ts'),
-        '--serve',
-      ],
+      [...dockerfileNodeFlags(), '--import', 'tsx', join(ROOT, 'bench', 'async.ts'), '--serve'],
       { cwd: ROOT, env, stdout: 'devnull' },
     );
     mine.push(() => child.stop());
     const url = `http://127.0.0.1:${port}`;
     const c: Control = { url, agent };
+    // Straight from SQS (one GetQueueAttributes), not through /admin/queue, whose oldest-age
+    // lookup would add index queries on the DynamoDB stand-in while the worker drains.
+    const sqs = createSqsClient({
+      region: stack.env['AWS_REGION'] ?? 'us-east-1',
+      credentials: { accessKeyId: 'x', secretAccessKey: 'x' },
+      endpoint: stack.env['AWS_ENDPOINT_URL_SQS'],
+    });
+    mine.push(async () => sqs.destroy());
+    const counts = () => queueCounts(sqs, stack.env[ENV.jobsQueueUrl] as string);
     await waitFor(
       'tollgate answered /health',
       async () => (await httpRequest(agent, `${url}/health`)).status === 200,
@@ -263,12 +265,12 @@ export async function runAsyncBench(opts: AsyncBenchOptions = {}): Promise<Async
     // The per-submission cost without queueing (a light fixed rate, the process warm by now).
     const light = await paced('submit, light load', LIGHT_RATE, 5, 1);
     // 2. Drain what phase 1 queued (topped up to `jobs`) with the worker.
-    let queued = (await queueCounts(c)).visible;
+    let queued = (await counts()).visible;
     if (queued < minJobs) {
       const burst = await runCount(agent, `${url}/v1/chat/async`, headers, minJobs - queued, 32, () => body);
       if ((burst.statusCodes['202'] ?? 0) !== minJobs - queued)
         throw new Error(`bench: submissions failed: ${burst.errors.join('; ')}`);
-      queued = (await queueCounts(c)).visible;
+      queued = (await counts()).visible;
     }
     const drainCpu = new CpuMeter(pids);
     const before = (await control(c)).processed;
@@ -291,15 +293,10 @@ export async function runAsyncBench(opts: AsyncBenchOptions = {}): Promise<Async
     let keptUp = true;
     let drained = true;
     try {
-      await waitFor('the queue emptied', async () => isEmpty(await queueCounts(c)), 10_000, 100);
+      await waitFor('the queue emptied', async () => isEmpty(await counts()), 10_000, 100);
     } catch {
       keptUp = false;
-      drained = await waitFor(
-        'the queue emptied',
-        async () => isEmpty(await queueCounts(c)),
-        40_000,
-        200,
-      ).then(
+      drained = await waitFor('the queue emptied', async () => isEmpty(await counts()), 40_000, 200).then(
         () => true,
         () => false,
       );
@@ -344,44 +341,33 @@ async function pacedWrites(
     region: stackEnv['AWS_REGION'] ?? 'us-east-1',
     credentials: { accessKeyId: 'x', secretAccessKey: 'x' },
   };
-  // The service's HTTP layer, so the difference is Tollgate's and not the clients'.
-  const ddb = new DynamoDBClient({
-    ...aws,
-    endpoint: stackEnv['AWS_ENDPOINT_URL_DYNAMODB'],
-    requestHandler: new UndiciHttpHandler(),
-  });
-  const sqs = new SQSClient({
-    ...aws,
-    endpoint: stackEnv['AWS_ENDPOINT_URL_SQS'],
-    requestHandler: new UndiciHttpHandler(),
-    md5: false,
-  });
-  const store = new JobStore(
-    DynamoDBDocumentClient.from(ddb, { marshallOptions: { removeUndefinedValues: true } }),
-    stackEnv[ENV.tableJobs] as string,
-  );
+  // The service's own clients, so the difference is Tollgate's and not the clients'.
+  const { ddb, doc } = createDynamoClients({ ...aws, endpoint: stackEnv['AWS_ENDPOINT_URL_DYNAMODB'] });
+  const sqs = createSqsClient({ ...aws, endpoint: stackEnv['AWS_ENDPOINT_URL_SQS'] });
+  const store = new JobStore(doc, stackEnv[ENV.tableJobs] as string);
   // A queue of its own on the same SQS stand-in: the worker phases must not find these messages.
   const jobsQueueName = new URL(stackEnv[ENV.jobsQueueUrl] as string).pathname.split('/').pop() ?? 'jobs';
   const created = await sqs.send(new CreateQueueCommand({ QueueName: `${jobsQueueName}-floor` }));
   const queueUrl = created.QueueUrl as string;
   const requestHash = createHash('sha256').update(requestJson).digest('hex');
+  const principal = {
+    keyId: 'key_benchfloor',
+    owner: 'bench-floor',
+    tier: 'premium',
+    limits: { rpm: 1e8, tpm: 1e9, daily_tokens: 1e12, monthly_budget_usd: 1e9 },
+    models: [],
+    maxTokensCap: undefined,
+  };
   const one = async (): Promise<number> => {
     const t0 = performance.now();
-    const jobId = `job_${randomBytes(16).toString('hex')}`;
+    const jobId = newJobId();
     const now = Date.now();
     await Promise.all([
       store.create({
         jobId,
-        owner: 'bench-floor',
-        keyId: 'key_benchfloor',
-        principal: {
-          keyId: 'key_benchfloor',
-          owner: 'bench-floor',
-          tier: 'premium',
-          limits: { rpm: 1e8, tpm: 1e9, daily_tokens: 1e12, monthly_budget_usd: 1e9 },
-          models: [],
-          maxTokensCap: undefined,
-        },
+        owner: principal.owner,
+        keyId: principal.keyId,
+        principal,
         model: 'mock-small',
         status: 'queued',
         request: requestJson,
@@ -396,31 +382,20 @@ async function pacedWrites(
     return performance.now() - t0;
   };
   const run = async (seconds: number, meter?: CpuMeter) => {
-    const total = Math.round(rate * seconds);
     const times: number[] = [];
     let failed = 0;
-    let maxLag = 0;
-    const inflight: Promise<void>[] = [];
     meter?.begin();
-    const t0 = performance.now();
-    for (let i = 0; i < total; i++) {
-      const due = t0 + (i * 1000) / rate;
-      const wait = due - performance.now();
-      if (wait > 0) await sleep(wait);
-      maxLag = Math.max(maxLag, performance.now() - due);
-      inflight.push(
-        one().then(
-          (ms) => {
-            times.push(ms);
-          },
-          () => {
-            failed++;
-          },
-        ),
-      );
-    }
-    await Promise.all(inflight);
-    return { times, failed, maxLag, cpu: meter?.end() };
+    const paced = await paceOpenLoop(rate, seconds, () =>
+      one().then(
+        (ms) => {
+          times.push(ms);
+        },
+        () => {
+          failed++;
+        },
+      ),
+    );
+    return { times, failed, maxLag: paced.maxLagMs, cpu: meter?.end() };
   };
   try {
     if (warmupS > 0) await run(warmupS);
@@ -501,14 +476,11 @@ async function serve(): Promise<void> {
   };
   const app = buildApp(rt, [registerAsyncRoutes, benchControl]);
   await app.listen({ host: env.host, port: env.port });
-  const stop = async () => {
+  serveUntilStopped(async () => {
     await worker?.stop();
     await app.close();
     await rt.close();
-    process.exit(0);
-  };
-  process.once('SIGTERM', () => void stop());
-  process.once('SIGINT', () => void stop());
+  });
 }
 
 if (process.argv.includes('--serve')) {

@@ -7,7 +7,7 @@
  *   3. cache-hit latency
  *   4. Redis round trips and commands per request (INFO stats + commandstats + MONITOR)
  *   5. memory per open stream with 2,000 slow concurrent streams
- *   6. the async path (bench/async.ts, when present)
+ *   6. the async path (bench/async.ts)
  *   + Tollgate at INFO logging, and a CPU profile of a Tollgate throughput run
  *
  * Flags: --skip-build, --no-portkey, --no-profile, --no-streams, --no-async, --no-doc.
@@ -688,7 +688,7 @@ async function singleOriginBench(
 const ASYNC_OPTIONS = { jobs: 1000, durationS: 8, warmupS: 2 };
 const ASYNC_TIMEOUT_MS = 150_000;
 
-/** The async engineer's benchmark, when bench/async.ts exists. */
+/** The async path's benchmark (bench/async.ts). */
 async function asyncBench(opts: AsyncBenchOptions): Promise<BenchResults['async']> {
   // Imported when needed: the module only runs code when started as a script.
   const { runAsyncBench, asyncBenchMarkdown } = await import('./async');

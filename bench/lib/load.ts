@@ -218,6 +218,48 @@ export async function runCount(
 }
 
 /**
+ * Open-loop pacing: call i of `op` starts at t0 + i / rate whatever earlier calls do, for
+ * `durationS`; resolves once every call has settled (`op` must not reject). When more than a
+ * second of calls is unsettled the target cannot keep up: sending stops (`saturated`) rather
+ * than grow an unbounded backlog, which would measure only its own queue.
+ */
+export async function paceOpenLoop(
+  rate: number,
+  durationS: number,
+  op: () => Promise<void>,
+): Promise<{ sent: number; maxLagMs: number; saturated: boolean }> {
+  const total = Math.round(rate * durationS);
+  const interval = 1000 / rate;
+  const inflight = new Set<Promise<void>>();
+  let sent = 0;
+  let maxLagMs = 0;
+  let saturated = false;
+  const t0 = performance.now();
+  await new Promise<void>((resolve) => {
+    const tick = () => {
+      const now = performance.now();
+      if (inflight.size > rate) {
+        saturated = true;
+        resolve();
+        return;
+      }
+      while (sent < total && t0 + sent * interval <= now) {
+        maxLagMs = Math.max(maxLagMs, now - (t0 + sent * interval));
+        const p = op();
+        inflight.add(p);
+        void p.finally(() => inflight.delete(p));
+        sent++;
+      }
+      if (sent >= total) resolve();
+      else setTimeout(tick, Math.max(0, t0 + sent * interval - performance.now()));
+    };
+    tick();
+  });
+  await Promise.all(inflight);
+  return { sent, maxLagMs, saturated };
+}
+
+/**
  * Open-loop constant rate: request i goes out at t0 + i / rate whatever the answers do
  * (autocannon's `overallRate` instead lets each connection fire its per-second quota
  * back to back at the start of every second, i.e. bursts). Latency is measured from the
@@ -239,19 +281,12 @@ export async function runPaced(
 ): Promise<LoadResult & { maxSendLagMs: number }> {
   const agent = keepAliveAgent(opts.maxSockets ?? 64);
   const once = async (durationS: number, record: boolean) => {
-    const total = Math.round(opts.rate * durationS);
     const times: number[] = [];
     const statusCodes: Record<string, number> = {};
     let errors = 0;
     let timeouts = 0;
-    let sent = 0;
-    let maxLag = 0;
-    let saturated = false;
-    const inflight = new Set<Promise<void>>();
-    const t0 = performance.now();
-    const interval = 1000 / opts.rate;
-    const send = () => {
-      const p = httpRequest(agent, opts.url, { headers: opts.headers, body: opts.body }).then(
+    const send = () =>
+      httpRequest(agent, opts.url, { headers: opts.headers, body: opts.body }).then(
         (r) => {
           statusCodes[r.status] = (statusCodes[r.status] ?? 0) + 1;
           if (record && r.status >= 200 && r.status < 300) times.push(r.ms);
@@ -262,30 +297,8 @@ export async function runPaced(
           if (err.message.startsWith('timeout')) timeouts++;
         },
       );
-      inflight.add(p);
-      void p.finally(() => inflight.delete(p));
-    };
-    await new Promise<void>((resolve) => {
-      const tick = () => {
-        const now = performance.now();
-        // More than a second of requests unanswered: the target cannot keep up. Stop rather
-        // than grow an unbounded backlog (the run would measure only its own queue).
-        if (inflight.size > opts.rate) {
-          saturated = true;
-          resolve();
-          return;
-        }
-        while (sent < total && t0 + sent * interval <= now) {
-          maxLag = Math.max(maxLag, now - (t0 + sent * interval));
-          send();
-          sent++;
-        }
-        if (sent >= total) resolve();
-        else setTimeout(tick, Math.max(0, t0 + sent * interval - performance.now()));
-      };
-      tick();
-    });
-    await Promise.all(inflight);
+    const t0 = performance.now();
+    const { sent, maxLagMs: maxLag, saturated } = await paceOpenLoop(opts.rate, durationS, send);
     const wall = (performance.now() - t0) / 1000;
     let non2xx = 0;
     for (const [code, n] of Object.entries(statusCodes)) if (!code.startsWith('2')) non2xx += n;

@@ -8,7 +8,7 @@ import type { Agent } from 'node:http';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { getFreePort } from '../../container/src/local/ports';
-import { startRedisServer } from '../../container/src/local/redis';
+import { type RedisServer, startRedisServer } from '../../container/src/local/redis';
 import { startLocalStack } from '../../container/src/local/stack';
 import { type HttpResponse, httpRequest } from './load';
 import { type Child, sleep, spawnChild, track } from './procs';
@@ -19,21 +19,15 @@ const TSX_LOADER = ['--import', 'tsx'];
 export const PORTKEY_PACKAGE = '@portkey-ai/gateway@1.15.2';
 
 /** redis-server on a free port, stopped at the end of the run (or earlier with `stop`). */
-export async function startRedis(): Promise<{
-  url: string;
-  pid: number;
-  port: number;
-  stop(): Promise<void>;
-}> {
+export async function startRedis(): Promise<RedisServer> {
   const r = await startRedisServer();
   if (!r) throw new Error('redis-server is not on PATH (apt-get install redis-server)');
   track('redis-server', () => r.stop());
-  return { url: r.url, pid: r.pid, port: r.port, stop: () => r.stop() };
+  return r;
 }
 
 export interface Stack {
   /** dynalite, then local-aws-sqs: a process each. */
-  children: Child[];
   pids: number[];
   /** The variables to run the service with (endpoints, tables, queue URLs). */
   env: Record<string, string>;
@@ -45,7 +39,7 @@ export interface Stack {
  * tables and queues created through their endpoints (`startLocalStack` with both endpoints set
  * starts nothing itself).
  */
-export async function startStack(prefix = 'tgbench'): Promise<Stack> {
+export async function startStack(): Promise<Stack> {
   const children: Child[] = [];
   const stop = async () => {
     for (const c of children.splice(0)) await c.stop();
@@ -64,7 +58,7 @@ export async function startStack(prefix = 'tgbench'): Promise<Stack> {
     }
     const stack = await startLocalStack({
       env: { AWS_REGION: 'us-east-1', AWS_ENDPOINT_URL_DYNAMODB: urls[0], AWS_ENDPOINT_URL_SQS: urls[1] },
-      prefix,
+      prefix: 'tgbench',
       redis: false,
     });
     const env: Record<string, string> = {
@@ -72,7 +66,7 @@ export async function startStack(prefix = 'tgbench'): Promise<Stack> {
       AWS_ENDPOINT_URL_DYNAMODB: urls[0] as string,
       AWS_ENDPOINT_URL_SQS: urls[1] as string,
     };
-    return { children, pids: children.map((c) => c.pid), env, stop };
+    return { pids: children.map((c) => c.pid), env, stop };
   } catch (err) {
     await stop();
     throw err;
@@ -165,9 +159,6 @@ export interface TollgateOptions {
   logLevel: 'WARN' | 'INFO';
   /** Write a V8 CPU profile to this directory/name on exit. */
   cpuProfile?: { dir: string; name: string };
-  /** Side experiments: node flags beyond the Dockerfile's, another build of the entry. */
-  extraNodeFlags?: string[];
-  entry?: string;
 }
 
 export interface Tollgate {
@@ -206,7 +197,7 @@ export async function startTollgate(agent: Agent, opts: TollgateOptions): Promis
     POWERTOOLS_LOG_LEVEL: opts.logLevel,
     NODE_ENV: 'production',
   });
-  const args: string[] = [...dockerfileNodeFlags(), ...(opts.extraNodeFlags ?? [])];
+  const args: string[] = dockerfileNodeFlags();
   if (opts.cpuProfile) {
     args.push(
       '--cpu-prof',
@@ -214,7 +205,7 @@ export async function startTollgate(agent: Agent, opts: TollgateOptions): Promis
       `--cpu-prof-name=${opts.cpuProfile.name}`,
     );
   }
-  args.push(opts.entry ?? join(ROOT, 'container', 'dist', 'server.js'));
+  args.push(join(ROOT, 'container', 'dist', 'server.js'));
   const { child } = await spawnChild(opts.name, process.execPath, args, {
     cwd: ROOT,
     env,

@@ -21,7 +21,7 @@ const REQUEST_ID_RE = /^[A-Za-z0-9._:-]{1,128}$/;
 export type RoutePlugin = (app: FastifyInstance, rt: Runtime) => void;
 
 /**
- * Node's own timeouts for receiving a request. Fastify sets `requestTimeout` after creating the
+ * Node's own settings that make `requestTimeout` work. Fastify sets it after creating the
  * server, where Node no longer lowers `headersTimeout` (60 s) to it, and Node only enforces a
  * request deadline when the headers' one is not longer; it checks both on an interval (30 s by
  * default), kept below the timeout here.
@@ -29,7 +29,6 @@ export type RoutePlugin = (app: FastifyInstance, rt: Runtime) => void;
 function httpServerTimeouts(requestTimeoutMs: number) {
   if (requestTimeoutMs <= 0) return {};
   return {
-    requestTimeout: requestTimeoutMs,
     headersTimeout: Math.min(60_000, requestTimeoutMs),
     connectionsCheckingInterval: Math.min(30_000, Math.max(100, Math.floor(requestTimeoutMs / 4))),
   };

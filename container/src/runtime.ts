@@ -1,4 +1,4 @@
-import { DescribeTableCommand, DynamoDBClient } from '@aws-sdk/client-dynamodb';
+import { DescribeTableCommand, DynamoDBClient, type DynamoDBClientConfig } from '@aws-sdk/client-dynamodb';
 import { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
 import { Cluster, Redis } from 'ioredis';
 import { UndiciHttpHandler } from './aws/undici-handler';
@@ -113,6 +113,20 @@ async function resolveModels(
   return simulatorModels();
 }
 
+/**
+ * The service's DynamoDB clients: the low-level one (usage rows, built by hand) and the document
+ * client over it. Endpoint, region and credentials come from the standard variables unless
+ * `config` sets them (the benchmark's floor measurement uses the same clients).
+ */
+export function createDynamoClients(config: DynamoDBClientConfig = {}): {
+  ddb: DynamoDBClient;
+  doc: DynamoDBDocumentClient;
+} {
+  const ddb = new DynamoDBClient({ maxAttempts: 3, requestHandler: new UndiciHttpHandler(), ...config });
+  const doc = DynamoDBDocumentClient.from(ddb, { marshallOptions: { removeUndefinedValues: true } });
+  return { ddb, doc };
+}
+
 export async function createRuntime(env: RuntimeEnv): Promise<Runtime> {
   const config = loadServiceConfig({ inline: env.configJson, path: env.configPath });
   let router: ModelRouter | undefined;
@@ -146,8 +160,7 @@ export async function createRuntime(env: RuntimeEnv): Promise<Runtime> {
     ? new ResponseCache(redis ? new RedisCacheStore(redis) : new MemoryCacheStore(), config.cache)
     : null;
 
-  const ddb = new DynamoDBClient({ maxAttempts: 3, requestHandler: new UndiciHttpHandler() });
-  const doc = DynamoDBDocumentClient.from(ddb, { marshallOptions: { removeUndefinedValues: true } });
+  const { ddb, doc } = createDynamoClients();
   const usage = new UsageRecorder({
     ddb,
     table: env.tables.usage,

@@ -28,9 +28,9 @@ import { createRuntime, type Runtime } from '../../container/src/runtime';
 import { type MockUpstream, startMockUpstream } from '../helpers/mock-upstream';
 import { ADMIN_KEY, eventually, mockModel, startTestService, type TestService } from '../helpers/service';
 
-/** Short so that redelivery tests stay fast; short polls, so no long poll outlasts it (local-aws-sqs quirk). */
 /** Before any job of this file exists: no job here is older. */
 const SUITE_START = Date.now();
+/** Short so that redelivery tests stay fast; short polls, so no long poll outlasts it (local-aws-sqs quirk). */
 const VISIBILITY_S = 3;
 const MARGIN_MS = 2000;
 

@@ -185,12 +185,11 @@ export class ChatCall {
     try {
       const { completion } = await this.deps.router.complete(this.modelId, this.body, this.opts.signal);
       this.markFirstToken();
-      // The delivered text is counted only when the upstream's usage lacks a count.
-      this.finish({
-        status: 200,
-        usage: completion.usage ?? null,
-        deliveredText: completionText(completion),
-      });
+      const usage = completion.usage ?? null;
+      // The delivered text is only needed (and only built) when the usage lacks the completion
+      // count: building it serializes any tool calls.
+      const counted = tokenCount(usage?.completion_tokens) !== null;
+      this.finish({ status: 200, usage, ...(counted ? {} : { deliveredText: completionText(completion) }) });
       await this.remember(completion);
       return completion;
     } catch (err) {

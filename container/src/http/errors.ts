@@ -147,9 +147,9 @@ export function clientErrorHandler(err: Error & { code?: string }, socket: Socke
         : err.code === 'ERR_HTTP_REQUEST_TIMEOUT'
           ? [408, 'Request Timeout', 'The request was not received in time.', 'request_timeout']
           : [400, 'Bad Request', 'The request is not valid HTTP.', 'invalid_http'];
-  const body = JSON.stringify({
-    error: { message, type: 'invalid_request_error', param: null, code },
-  });
+  const body = JSON.stringify(
+    new ApiError(status, message, { type: 'invalid_request_error', code }).toJSON(),
+  );
   // As Node does: never write into a response already under way on this connection (a bad
   // pipelined request behind a stream).
   const inFlight = (socket as Socket & { _httpMessage?: { headersSent?: boolean } })._httpMessage;
