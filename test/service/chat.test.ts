@@ -218,7 +218,8 @@ describe('streaming', () => {
       .client()
       .chat.completions.stream({ model: 'mock-small', messages: user('find my order'), stream: true });
     const final = await stream.finalChatCompletion();
-    expect(final.choices[0]?.message.tool_calls?.[0]?.function).toEqual({
+    const call = final.choices[0]?.message.tool_calls?.[0];
+    expect(call?.type === 'function' ? call.function : call).toEqual({
       name: 'lookup',
       arguments: '{"q":"order 42"}',
     });

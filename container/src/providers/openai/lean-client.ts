@@ -65,21 +65,18 @@ export class LeanOpenAI extends OpenAI {
     this.fixedHeaders ??= this.makeFixedHeaders();
     const fixed = this.fixedHeaders;
     const timeout = options.timeout ?? this.timeout;
-    return {
-      req: {
-        method: 'post',
-        // A plain object where the SDK would build `Headers`: its fetch path, its debug formatting
-        // and undici all accept either.
-        headers: (retryCount === 0
-          ? fixed
-          : { ...fixed, 'x-stainless-retry-count': String(retryCount) }) as unknown as Headers,
-        body: JSON.stringify(body),
-        ...(options.signal ? { signal: options.signal } : {}),
-        ...(this.fetchOptions ?? {}),
-      },
-      url: this.urlOf(options.path),
-      timeout,
-    };
+    const req = {
+      method: 'post',
+      // A plain object where the SDK would build `Headers`: its fetch path, its debug formatting
+      // and undici all accept either.
+      headers: (retryCount === 0
+        ? fixed
+        : { ...fixed, 'x-stainless-retry-count': String(retryCount) }) as unknown as Headers,
+      body: JSON.stringify(body),
+      ...(options.signal ? { signal: options.signal } : {}),
+      ...(this.fetchOptions ?? {}),
+    } as BuiltRequest['req'];
+    return { req, url: this.urlOf(options.path), timeout };
   }
 
   private makeFixedHeaders(): Record<string, string> {
