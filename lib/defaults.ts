@@ -6,7 +6,7 @@
  * Two profiles: `small` (dev, staging, demos: sized to stay under about $60/month idle,
  * see README.md) and `production` (multi-AZ, more headroom, data retained).
  */
-import { DEFAULT_METRICS_NAMESPACE } from '../container/src/config/contract';
+import { DEFAULT_METRICS_NAMESPACE } from '../container/src/contract';
 import type { LogLevel } from './constructs/runtime-props';
 
 /** Profile names; `production` is chosen by `production: true` or environment `prod`/`production`. */

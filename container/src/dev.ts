@@ -5,7 +5,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import { readEnv } from './config/env';
-import { ConfigError } from './config/service-config';
+import { ConfigError } from './errors';
 import { startDevWorker } from './local/poller';
 import { startLocalStack } from './local/stack';
 import { main } from './server';

@@ -179,3 +179,19 @@ export function isRetryable(err: unknown): boolean {
   }
   return false;
 }
+
+/** The caller went away; nothing is sent back. */
+export class ClientAbortError extends Error {
+  constructor() {
+    super('The client closed the connection.');
+    this.name = 'ClientAbortError';
+  }
+}
+
+/** A bad config (file or environment): the message names every bad field. */
+export class ConfigError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'ConfigError';
+  }
+}

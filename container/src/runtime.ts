@@ -12,11 +12,11 @@ import {
   type ServiceConfig,
   simulatorModels,
 } from './config/service-config';
-import type { DependencyCheck } from './http/basic-routes';
 import { Authenticator, KeyStore } from './keys/key-store';
 import { Limiter, MemoryLimiterStore, RedisLimiterStore } from './limits/limiter';
 import { OpenAIProvider } from './providers/openai/openai-provider';
 import { ModelRouter } from './providers/router';
+import type { DependencyCheck } from './telemetry/health';
 import { Telemetry } from './telemetry/telemetry';
 import { UsageRecorder } from './usage/usage-recorder';
 

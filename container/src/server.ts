@@ -1,11 +1,11 @@
 import type { FastifyInstance } from 'fastify';
 import { buildApp, type RoutePlugin } from './app';
-import { loadTokenizer } from './chat/o200k';
 import { type RuntimeEnv, readEnv } from './config/env';
 import { loadSecretEnv } from './config/secrets';
-import { ConfigError } from './config/service-config';
+import { ConfigError } from './errors';
 import { servicePlugins } from './plugins';
 import { createRuntime, type Runtime } from './runtime';
+import { loadTokenizer } from './tokens/o200k';
 
 export interface RunningServer {
   app: FastifyInstance;

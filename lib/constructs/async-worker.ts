@@ -13,7 +13,7 @@ import {
   SERVICE_NAMES,
   TABLES,
   TOKENIZER_RANKS,
-} from '../../container/src/config/contract';
+} from '../../container/src/contract';
 import { FIXED } from '../defaults';
 import type { LogLevel, RuntimeProps } from './runtime-props';
 

@@ -17,7 +17,7 @@ import {
   ENV,
   HEALTH_PATH,
   SERVICE_NAMES,
-} from '../../container/src/config/contract';
+} from '../../container/src/contract';
 import { FIXED } from '../defaults';
 import type { Cache } from './cache';
 import type { RuntimeProps } from './runtime-props';

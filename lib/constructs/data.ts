@@ -2,7 +2,7 @@ import { RemovalPolicy } from 'aws-cdk-lib';
 import * as dynamodb from 'aws-cdk-lib/aws-dynamodb';
 import * as iam from 'aws-cdk-lib/aws-iam';
 import { Construct } from 'constructs';
-import { TABLES } from '../../container/src/config/contract';
+import { TABLES } from '../../container/src/contract';
 
 /** Props for {@link Data}. */
 export interface DataProps {

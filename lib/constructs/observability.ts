@@ -15,7 +15,7 @@ import {
   SnsAlarmActionStrategy,
 } from 'cdk-monitoring-constructs';
 import { Construct } from 'constructs';
-import { DEFAULT_METRICS_NAMESPACE, METRICS, SERVICE_NAMES } from '../../container/src/config/contract';
+import { DEFAULT_METRICS_NAMESPACE, METRICS, SERVICE_NAMES } from '../../container/src/contract';
 import { costThresholds, FIXED, PROFILES } from '../defaults';
 import type { AsyncWorker } from './async-worker';
 import type { Cache } from './cache';

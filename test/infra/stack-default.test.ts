@@ -12,7 +12,7 @@ import {
   METRICS,
   SERVICE_NAMES,
   TABLES,
-} from '../../container/src/config/contract';
+} from '../../container/src/contract';
 import { FIXED } from '../../lib/defaults';
 import {
   alarmsByName,

@@ -6,7 +6,7 @@ import { readdirSync } from 'node:fs';
 import * as path from 'node:path';
 import { Match, type Template } from 'aws-cdk-lib/assertions';
 import type { IConstruct } from 'constructs';
-import { ENV, TOKENIZER_RANKS } from '../../container/src/config/contract';
+import { ENV, TOKENIZER_RANKS } from '../../container/src/contract';
 import {
   alarmsByName,
   type Built,

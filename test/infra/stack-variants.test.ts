@@ -6,7 +6,7 @@
  */
 import { App, Duration, Stack } from 'aws-cdk-lib';
 import { Match, Template } from 'aws-cdk-lib/assertions';
-import { ENV } from '../../container/src/config/contract';
+import { ENV } from '../../container/src/contract';
 import { parseConfig } from '../../lib/config';
 import { ChatService } from '../../lib/constructs/chat-service';
 import { Network } from '../../lib/constructs/network';

@@ -1,7 +1,5 @@
 import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { DynamoDBDocumentClient, PutCommand } from '@aws-sdk/lib-dynamodb';
-import { countPromptTokens } from '../../container/src/chat/tokens';
-import type { ChatMessage } from '../../container/src/chat/types';
 import {
   ConversationStore,
   conversationIdFor,
@@ -9,6 +7,8 @@ import {
 } from '../../container/src/conversations/conversation-store';
 import { registerAssistantRoutes } from '../../container/src/conversations/routes';
 import { DEFAULT_SYSTEM_PROMPT } from '../../container/src/conversations/system-prompt';
+import { countPromptTokens } from '../../container/src/tokens/count';
+import type { ChatMessage } from '../../container/src/wire/chat';
 import { type MockUpstream, startMockUpstream } from '../helpers/mock-upstream';
 import { DEV_KEY, eventually, mockModel, startTestService, type TestService } from '../helpers/service';
 

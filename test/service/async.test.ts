@@ -15,8 +15,8 @@ import {
 import { DeleteCommand, PutCommand, QueryCommand, ScanCommand, UpdateCommand } from '@aws-sdk/lib-dynamodb';
 import type { Context, SQSRecord } from 'aws-lambda';
 import OpenAI from 'openai';
-import { SERVICE_NAMES, TABLES } from '../../container/src/config/contract';
 import { readEnv } from '../../container/src/config/env';
+import { SERVICE_NAMES, TABLES } from '../../container/src/contract';
 import { type JobRow, JobStore, pendingShard } from '../../container/src/jobs/job-store';
 import { JobProcessor, type RunResult } from '../../container/src/jobs/processor';
 import { asyncRoutes, registerAsyncRoutes } from '../../container/src/jobs/routes';

@@ -1,5 +1,5 @@
-import { countTextTokens } from '../../container/src/chat/tokens';
 import type { LocalStack } from '../../container/src/local/stack';
+import { countTextTokens } from '../../container/src/tokens/count';
 import { queryUsageRecords } from '../../container/src/usage/usage-recorder';
 import { type MockUpstream, startMockUpstream } from '../helpers/mock-upstream';
 import {

@@ -1,10 +1,9 @@
 import { Redis } from 'ioredis';
 import { canonicalJson } from '../../container/src/cache/response-cache';
 import { trimMessages } from '../../container/src/chat/prepare';
-import { countMessageTokens, countTextTokens } from '../../container/src/chat/tokens';
-import type { ChatMessage } from '../../container/src/chat/types';
 import { readEnv } from '../../container/src/config/env';
-import { ConfigError, parseServiceConfig } from '../../container/src/config/service-config';
+import { parseServiceConfig } from '../../container/src/config/service-config';
+import { ConfigError } from '../../container/src/errors';
 import { nestsDeeperThan } from '../../container/src/http/json-body';
 import {
   type AdmitArgs,
@@ -15,7 +14,9 @@ import {
 } from '../../container/src/limits/limiter';
 import { type RedisServer, startRedisServer } from '../../container/src/local/redis';
 import { ConcurrencyLimiter } from '../../container/src/providers/concurrency';
+import { countMessageTokens, countTextTokens } from '../../container/src/tokens/count';
 import { costUsd } from '../../container/src/usage/pricing';
+import type { ChatMessage } from '../../container/src/wire/chat';
 
 describe('service config validation', () => {
   it('names every bad field in one message', () => {

@@ -16,7 +16,7 @@ import {
   SQSClient,
 } from '@aws-sdk/client-sqs';
 import Redis from 'ioredis';
-import { TABLES } from '../../container/src/config/contract';
+import { TABLES } from '../../container/src/contract';
 import { ensureTables, startDynalite } from '../../container/src/local/dynamo';
 import type { LocalService } from '../../container/src/local/ports';
 import { type RedisServer, startRedisServer } from '../../container/src/local/redis';

@@ -1,8 +1,8 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { encode as reference } from 'gpt-tokenizer';
-import { countTokens, decodePieces, encode, loadTokenizer } from '../../container/src/chat/o200k';
-import { countTextTokens } from '../../container/src/chat/tokens';
+import { countTextTokens } from '../../container/src/tokens/count';
+import { countTokens, decodePieces, encode, loadTokenizer } from '../../container/src/tokens/o200k';
 
 /** gpt-tokenizer reading every piece of text as ordinary text (special tokens included). */
 const expected = (text: string) => reference(text, { disallowedSpecial: new Set() });
@@ -53,7 +53,7 @@ describe('o200k tokenizer (typed-array tables)', () => {
 
   it('encodes the repository documents token for token like gpt-tokenizer', () => {
     const root = join(__dirname, '..', '..');
-    for (const file of ['README.md', 'docs/benchmarks.md', 'container/src/chat/o200k.ts']) {
+    for (const file of ['README.md', 'docs/benchmarks.md', 'container/src/tokens/o200k.ts']) {
       const text = readFileSync(join(root, file), 'utf8');
       const tokens = encode(text);
       expect(tokens).toEqual(expected(text));

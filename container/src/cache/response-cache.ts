@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto';
 import type { Redis } from 'ioredis';
-import type { ChatCompletion, ChatRequest } from '../chat/types';
 import type { ServiceConfig } from '../config/service-config';
+import type { ChatCompletion, ChatRequest } from '../wire/chat';
 
 /** Where cache entries live. */
 export interface CacheStore {

@@ -1,16 +1,15 @@
 import type { CacheDecision, ResponseCache } from '../cache/response-cache';
 import type { ServiceConfig } from '../config/service-config';
-import { ApiError } from '../errors';
+import { ApiError, ClientAbortError } from '../errors';
 import type { Principal } from '../keys/key-store';
 import type { AdmissionResult, Limiter } from '../limits/limiter';
 import type { ModelRouter, StreamResult } from '../providers/router';
-import { ClientAbortError } from '../providers/types';
 import type { Telemetry } from '../telemetry/telemetry';
+import { countTextTokens } from '../tokens/count';
 import { costUsd } from '../usage/pricing';
 import type { UsageRecorder } from '../usage/usage-recorder';
+import type { ChatCompletion, ChatCompletionChunk, ChatRequest, Usage } from '../wire/chat';
 import { type Prepared, prepareRequest } from './prepare';
-import { countTextTokens } from './tokens';
-import type { ChatCompletion, ChatCompletionChunk, ChatRequest, Usage } from './types';
 
 export interface ChatServiceDeps {
   config: ServiceConfig;

@@ -2,8 +2,8 @@ import type { ModelConfig, ServiceConfig } from '../config/service-config';
 import { BadRequestError, PermissionDeniedError } from '../errors';
 import type { Principal } from '../keys/key-store';
 import type { ModelEntry, ModelRouter } from '../providers/router';
-import { contentText, countMessageTokens, countToolTokens, promptTokensFrom } from './tokens';
-import type { ChatMessage, ChatRequest } from './types';
+import { contentText, countMessageTokens, countToolTokens, promptTokensFrom } from '../tokens/count';
+import type { ChatMessage, ChatRequest } from '../wire/chat';
 
 const CODE_SHAPES = /```|\b(function|def|class|import|return|const|let|var|public|static)\b[^\n]*[({;:]/;
 

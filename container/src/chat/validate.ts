@@ -1,5 +1,5 @@
 import { BadRequestError } from '../errors';
-import type { ChatMessage, ChatRequest } from './types';
+import type { ChatMessage, ChatRequest } from '../wire/chat';
 
 const ROLES = new Set(['system', 'developer', 'user', 'assistant', 'tool', 'function']);
 

@@ -1,6 +1,7 @@
 import { z } from 'zod';
-import { DEFAULT_METRICS_NAMESPACE, ENV, SERVICE_NAMES, TABLES } from './contract';
-import { ConfigError, formatZodIssues } from './service-config';
+import { DEFAULT_METRICS_NAMESPACE, ENV, SERVICE_NAMES, TABLES } from '../contract';
+import { ConfigError } from '../errors';
+import { formatZodIssues } from './service-config';
 
 const bool = z
   .enum(['true', 'false', '1', '0', 'yes', 'no', ''])

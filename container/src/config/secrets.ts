@@ -1,5 +1,5 @@
 import { GetSecretValueCommand, SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
-import { SECRET_ARN_SUFFIX } from './contract';
+import { SECRET_ARN_SUFFIX } from '../contract';
 
 /**
  * Load `<VAR>_SECRET_ARN` secrets into `<VAR>` (Lambda has no secret injection; ECS does it

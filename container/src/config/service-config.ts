@@ -1,6 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { parse as parseYaml } from 'yaml';
 import { z } from 'zod';
+import { ConfigError } from '../errors';
 
 /**
  * The service config file (`tollgate.config.json` / `.yaml`): model catalogue, tiers,
@@ -180,14 +181,6 @@ export type ServiceConfig = z.infer<typeof serviceConfigSchema>;
  */
 export function tierOf(cfg: Pick<ServiceConfig, 'tiers'>, name: string): TierConfig | undefined {
   return Object.hasOwn(cfg.tiers, name) ? cfg.tiers[name] : undefined;
-}
-
-/** A bad config: the message names every bad field. */
-export class ConfigError extends Error {
-  constructor(message: string) {
-    super(message);
-    this.name = 'ConfigError';
-  }
 }
 
 export function formatZodIssues(source: string, error: z.ZodError): string {

@@ -6,14 +6,20 @@ import {
   relayStream,
 } from '../chat/chat-service';
 import { isAllowed, routeAuto } from '../chat/prepare';
-import { countMessageTokens } from '../chat/tokens';
-import type { ChatCompletionChunk, ChatMessage } from '../chat/types';
-import { ConfigError, type ServiceConfig } from '../config/service-config';
-import { ApiError, BadRequestError, PermissionDeniedError, ServiceUnavailableError } from '../errors';
+import type { ServiceConfig } from '../config/service-config';
+import {
+  ApiError,
+  BadRequestError,
+  ClientAbortError,
+  ConfigError,
+  PermissionDeniedError,
+  ServiceUnavailableError,
+} from '../errors';
 import type { Principal } from '../keys/key-store';
 import type { ModelEntry, ModelRouter } from '../providers/router';
-import { ClientAbortError } from '../providers/types';
 import type { Telemetry } from '../telemetry/telemetry';
+import { countMessageTokens } from '../tokens/count';
+import type { ChatCompletionChunk, ChatMessage } from '../wire/chat';
 import {
   type Conversation,
   type ConversationStore,

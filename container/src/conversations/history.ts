@@ -1,5 +1,5 @@
-import { countMessageTokens, countPromptTokens } from '../chat/tokens';
-import type { ChatMessage } from '../chat/types';
+import { countMessageTokens, countPromptTokens } from '../tokens/count';
+import type { ChatMessage } from '../wire/chat';
 import type { StoredMessage } from './conversation-store';
 
 /** The chat message a stored message becomes in the prompt (no timestamp, no token count). */

@@ -1,10 +1,9 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { RoutePlugin } from '../app';
 import type { CallSummary } from '../chat/chat-service';
-import { ApiError, InternalServerError, NotFoundError } from '../errors';
+import { ApiError, ClientAbortError, InternalServerError, NotFoundError } from '../errors';
 import { clientSignal } from '../http/context';
 import { SseWriter } from '../http/sse';
-import { ClientAbortError } from '../providers/types';
 import type { Telemetry } from '../telemetry/telemetry';
 import {
   type AssistantReply,

@@ -1,13 +1,8 @@
 import type { FastifyInstance } from 'fastify';
 import { isAllowed } from '../chat/prepare';
 import type { ModelRouter } from '../providers/router';
+import type { DependencyCheck } from '../telemetry/health';
 import type { Telemetry } from '../telemetry/telemetry';
-
-/** A dependency that readiness reports on. */
-export interface DependencyCheck {
-  name: string;
-  check(signal: AbortSignal): Promise<unknown>;
-}
 
 export interface BasicRoutesOptions {
   router: ModelRouter;

@@ -6,12 +6,11 @@ import {
   completionToChunks,
   relayStream,
 } from '../chat/chat-service';
-import type { ChatCompletion, ChatCompletionChunk, Usage } from '../chat/types';
 import { validateChatRequest } from '../chat/validate';
-import { ApiError, InternalServerError } from '../errors';
+import { ApiError, ClientAbortError, InternalServerError } from '../errors';
 import type { StreamResult } from '../providers/router';
-import { ClientAbortError } from '../providers/types';
 import type { Telemetry } from '../telemetry/telemetry';
+import type { ChatCompletion, ChatCompletionChunk, Usage } from '../wire/chat';
 import { clientSignal } from './context';
 import { SseWriter } from './sse';
 

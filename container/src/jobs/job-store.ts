@@ -21,11 +21,11 @@ import {
   UpdateCommand,
 } from '@aws-sdk/lib-dynamodb';
 import { isConditionFailure } from '../aws/errors';
-import type { ChatCompletion, ChatRequest } from '../chat/types';
-import { TABLES } from '../config/contract';
+import { TABLES } from '../contract';
 import type { ApiError } from '../errors';
 import type { Principal } from '../keys/key-store';
 import type { Reservation } from '../limits/limiter';
+import type { ChatCompletion, ChatRequest } from '../wire/chat';
 
 export type JobStatus = 'queued' | 'processing' | 'completed' | 'failed';
 

@@ -1,7 +1,7 @@
 import type { Context, SQSBatchResponse, SQSEvent } from 'aws-lambda';
-import { ENV, SERVICE_NAMES } from '../config/contract';
 import { readEnv } from '../config/env';
 import { loadSecretEnv } from '../config/secrets';
+import { ENV, SERVICE_NAMES } from '../contract';
 import { createRuntime, type Runtime } from '../runtime';
 import type { SqsBatchHandler } from './worker';
 

@@ -11,13 +11,12 @@
  */
 
 import { type ChatCall, ChatService } from '../chat/chat-service';
-import type { ChatCompletion } from '../chat/types';
 import { validateChatRequest } from '../chat/validate';
-import { METRICS } from '../config/contract';
-import { ApiError, AuthenticationError, isRetryable } from '../errors';
-import { ClientAbortError } from '../providers/types';
+import { METRICS } from '../contract';
+import { ApiError, AuthenticationError, ClientAbortError, isRetryable } from '../errors';
 import type { Runtime } from '../runtime';
 import type { UsageRecord, UsageRecorder } from '../usage/usage-recorder';
+import type { ChatCompletion } from '../wire/chat';
 import { type JobError, type JobRow, type JobStore, requestOf, toJobError } from './job-store';
 import type { JobMessage } from './schema';
 

@@ -5,10 +5,10 @@
 import type { SQSClient } from '@aws-sdk/client-sqs';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { RoutePlugin } from '../app';
-import type { ChatCompletion } from '../chat/types';
 import { validateChatRequest } from '../chat/validate';
 import { NotFoundError, ServiceUnavailableError } from '../errors';
 import type { Runtime } from '../runtime';
+import type { ChatCompletion } from '../wire/chat';
 import { type JobRow, JobStore, resultOf } from './job-store';
 import { JobProducer, parseIdempotencyKey } from './producer';
 import { createSqsClient, QueueDepthGate, queueStats } from './queue';

@@ -6,7 +6,7 @@
 import { BatchProcessor, EventType, processPartialResponse } from '@aws-lambda-powertools/batch';
 import { ChangeMessageVisibilityCommand, type SQSClient } from '@aws-sdk/client-sqs';
 import type { Context, SQSBatchResponse, SQSEvent, SQSRecord } from 'aws-lambda';
-import { METRICS } from '../config/contract';
+import { METRICS } from '../contract';
 import type { Runtime } from '../runtime';
 import { type JobError, type JobRow, JobStore } from './job-store';
 import { JobProcessor, RetryLaterError } from './processor';

@@ -7,8 +7,8 @@ import {
   ScanCommand,
   UpdateCommand,
 } from '@aws-sdk/lib-dynamodb';
-import { TABLES } from '../config/contract';
 import { type Limits, type ServiceConfig, tierOf } from '../config/service-config';
+import { TABLES } from '../contract';
 import { NotFoundError } from '../errors';
 
 /** A stored key (never the key itself: only its SHA-256). */

@@ -1,6 +1,6 @@
 import type { Redis } from 'ioredis';
-import { METRICS } from '../config/contract';
 import type { Limits } from '../config/service-config';
+import { METRICS } from '../contract';
 import { RateLimitError, ServiceUnavailableError } from '../errors';
 import type { Telemetry } from '../telemetry/telemetry';
 import { ADMISSION_LUA, RECONCILE_LUA } from './scripts';

@@ -12,7 +12,7 @@ import {
   type DynamoDBClient,
   UpdateTimeToLiveCommand,
 } from '@aws-sdk/client-dynamodb';
-import { TABLES } from '../config/contract';
+import { TABLES } from '../contract';
 import { closeHttpServer, type LocalService, listeningPort, sleep } from './ports';
 
 export type { LocalService } from './ports';

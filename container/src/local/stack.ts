@@ -1,6 +1,6 @@
 import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { SQSClient } from '@aws-sdk/client-sqs';
-import { ENV } from '../config/contract';
+import { ENV } from '../contract';
 import { ensureTables, startDynalite } from './dynamo';
 import type { LocalService } from './ports';
 import { startRedisServer } from './redis';

@@ -1,5 +1,4 @@
-import { ServiceUnavailableError } from '../errors';
-import { ClientAbortError } from './types';
+import { ClientAbortError, ServiceUnavailableError } from '../errors';
 
 interface Waiter {
   resolve: (release: () => void) => void;

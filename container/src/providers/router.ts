@@ -1,6 +1,6 @@
-import type { ChatCompletion, ChatCompletionChunk, ChatRequest } from '../chat/types';
 import type { ModelConfig } from '../config/service-config';
 import { GatewayTimeoutError, isRetryable, ModelNotFoundError } from '../errors';
+import type { ChatCompletion, ChatCompletionChunk, ChatRequest } from '../wire/chat';
 import { ConcurrencyLimiter } from './concurrency';
 import { OpenAIProvider } from './openai/openai-provider';
 import { SimulatorProvider } from './simulator/simulator-provider';

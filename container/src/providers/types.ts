@@ -1,4 +1,4 @@
-import type { ChatCompletion, ChatCompletionChunk, ChatRequest } from '../chat/types';
+import type { ChatCompletion, ChatCompletionChunk, ChatRequest } from '../wire/chat';
 
 /** Per-call settings the router passes to a provider. */
 export interface CallOptions {
@@ -26,12 +26,4 @@ export interface Provider {
   check(signal: AbortSignal): Promise<void>;
   /** Model ids the upstream serves (for the OPENAI_BASE_URL shortcut). */
   listModels?(signal: AbortSignal): Promise<string[]>;
-}
-
-/** The caller went away; nothing is sent back. */
-export class ClientAbortError extends Error {
-  constructor() {
-    super('The client closed the connection.');
-    this.name = 'ClientAbortError';
-  }
 }

@@ -1,7 +1,7 @@
 import { Logger } from '@aws-lambda-powertools/logger';
 import { Metrics, MetricUnit } from '@aws-lambda-powertools/metrics';
 import { Counter, Gauge, Histogram, Registry } from 'prom-client';
-import { METRICS } from '../config/contract';
+import { METRICS } from '../contract';
 
 /** What one finished request reports: one log line, EMF aggregates and Prometheus series. */
 export interface RequestRecord {

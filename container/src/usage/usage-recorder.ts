@@ -8,7 +8,7 @@ import {
 } from '@aws-sdk/client-dynamodb';
 import { type DynamoDBDocumentClient, QueryCommand } from '@aws-sdk/lib-dynamodb';
 import { isConditionFailure } from '../aws/errors';
-import { METRICS } from '../config/contract';
+import { METRICS } from '../contract';
 import type { Telemetry } from '../telemetry/telemetry';
 import { roundUsd } from './pricing';
 

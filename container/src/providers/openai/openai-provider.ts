@@ -1,14 +1,15 @@
 import OpenAI from 'openai';
 import { Agent } from 'undici';
-import type { ChatCompletion, ChatCompletionChunk, ChatRequest } from '../../chat/types';
 import {
   ApiError,
   BadRequestError,
+  ClientAbortError,
   GatewayTimeoutError,
   ServiceUnavailableError,
   UpstreamError,
 } from '../../errors';
-import { type CallOptions, ClientAbortError, type Provider } from '../types';
+import type { ChatCompletion, ChatCompletionChunk, ChatRequest } from '../../wire/chat';
+import type { CallOptions, Provider } from '../types';
 import { LeanOpenAI } from './lean-client';
 import { createLeanFetch } from './lean-fetch';
 

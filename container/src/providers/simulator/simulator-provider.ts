@@ -1,7 +1,8 @@
-import { decodePieces, encode } from '../../chat/o200k';
-import { contentText, countPromptTokens } from '../../chat/tokens';
-import type { ChatCompletion, ChatCompletionChunk, ChatRequest } from '../../chat/types';
-import { type CallOptions, ClientAbortError, type Provider } from '../types';
+import { ClientAbortError } from '../../errors';
+import { contentText, countPromptTokens } from '../../tokens/count';
+import { decodePieces, encode } from '../../tokens/o200k';
+import type { ChatCompletion, ChatCompletionChunk, ChatRequest } from '../../wire/chat';
+import type { CallOptions, Provider } from '../types';
 
 export interface SimulatorOptions {
   /** Delay before the first token. @default 150 */

@@ -1,6 +1,6 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { TOKENIZER_RANKS } from '../config/contract';
+import { TOKENIZER_RANKS } from '../contract';
 
 /**
  * The o200k_base byte-pair encoding (what current OpenAI models use), with its 199,998 ranks

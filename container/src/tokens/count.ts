@@ -1,5 +1,5 @@
+import type { ChatMessage } from '../wire/chat';
 import { countTokens } from './o200k';
-import type { ChatMessage } from './types';
 
 const LONG_RUN = /\S{128,}|\s{128,}/;
 const LONG_RUNS = /\S{128,}|\s{128,}/g;

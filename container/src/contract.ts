@@ -134,7 +134,7 @@ export const CONTAINER_PORT = 8080;
 export const HEALTH_PATH = '/health';
 
 /**
- * The o200k_base rank file the tokenizer reads (container/src/chat/o200k.ts): in the package,
+ * The o200k_base rank file the tokenizer reads (container/src/tokens/o200k.ts): in the package,
  * and under this name beside the bundle in the Lambdas (the CDK app copies it there).
  */
 export const TOKENIZER_RANKS = {
