@@ -127,6 +127,8 @@ export const METRICS = {
   jobsSubmitted: 'JobsSubmitted',
   jobsCompleted: 'JobsCompleted',
   jobsFailed: 'JobsFailed',
+  /** An attempt to list the upstream's models (OPENAI_BASE_URL shortcut) failed. */
+  catalogueDiscoveryFailures: 'CatalogueDiscoveryFailures',
 } as const;
 
 /** The container port and the liveness path the ALB checks. */

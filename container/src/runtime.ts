@@ -5,16 +5,12 @@ import { UndiciHttpHandler } from './aws/undici-handler';
 import { MemoryCacheStore, RedisCacheStore, ResponseCache } from './cache/response-cache';
 import { ChatService } from './chat/chat-service';
 import type { RuntimeEnv } from './config/env';
-import {
-  loadServiceConfig,
-  type ModelConfig,
-  modelSchema,
-  type ServiceConfig,
-  simulatorModels,
-} from './config/service-config';
+import { loadServiceConfig, type ServiceConfig, simulatorModels } from './config/service-config';
+import { METRICS } from './contract';
 import { Authenticator, KeyStore } from './keys/key-store';
 import { Limiter, MemoryLimiterStore, RedisLimiterStore } from './limits/limiter';
-import { OpenAIProvider } from './providers/openai/openai-provider';
+import { CatalogueDiscovery } from './providers/discovery';
+import { type BuiltCatalogue, buildCatalogue, type ModelConfig } from './providers/registry';
 import { ModelRouter } from './providers/router';
 import type { DependencyCheck } from './telemetry/health';
 import { Telemetry } from './telemetry/telemetry';
@@ -90,29 +86,6 @@ async function waitReady(redis: Redis, ms: number): Promise<boolean> {
   });
 }
 
-/** The catalogue: the config's models, else the OPENAI_BASE_URL upstream's, else the simulator. */
-async function resolveModels(
-  env: RuntimeEnv,
-  config: ServiceConfig,
-  telemetry: Telemetry,
-): Promise<ModelConfig[]> {
-  if (config.models.length > 0) return config.models;
-  if (env.openaiBaseUrl) {
-    const provider = new OpenAIProvider({ baseUrl: env.openaiBaseUrl, apiKey: env.openaiApiKey });
-    const ids = await provider.listModels(AbortSignal.timeout(15_000));
-    if (ids.length === 0)
-      throw new Error(`OPENAI_BASE_URL=${env.openaiBaseUrl} lists no models (GET /models).`);
-    telemetry.logger.info('serving the upstream models', { baseUrl: env.openaiBaseUrl, models: ids });
-    return ids.map((id) =>
-      modelSchema.parse({ id, provider: 'openai', baseUrl: env.openaiBaseUrl, ownedBy: 'upstream' }),
-    );
-  }
-  telemetry.logger.warn(
-    'no upstream configured: serving the built-in simulator models (answers are simulated)',
-  );
-  return simulatorModels();
-}
-
 /**
  * The service's DynamoDB clients: the low-level one (usage rows, built by hand) and the document
  * client over it. Endpoint, region and credentials come from the standard variables unless
@@ -136,8 +109,13 @@ export async function createRuntime(env: RuntimeEnv): Promise<Runtime> {
     logContent: env.logContent,
     load: () => router?.load() ?? { inFlight: 0, queued: 0 },
   });
-  const models = await resolveModels(env, config, telemetry);
-  router = new ModelRouter(models, { defaultBaseUrl: env.openaiBaseUrl });
+  const {
+    serving,
+    discovery,
+    checks: upstreamChecks,
+    close: closeCatalogue,
+  } = await loadCatalogue(env, config, telemetry);
+  router = serving;
 
   let redis: Redis | null = null;
   if (env.redisUrl) {
@@ -186,12 +164,8 @@ export async function createRuntime(env: RuntimeEnv): Promise<Runtime> {
   ];
   const r = redis;
   if (r) checks.push({ name: 'redis', check: () => r.ping() });
-  const seen = new Set<unknown>();
-  for (const e of router.list()) {
-    if (seen.has(e.provider) || e.provider.kind === 'simulator') continue;
-    seen.add(e.provider);
-    checks.push({ name: `upstream:${e.config.id}`, check: (signal) => e.provider.check(signal) });
-  }
+  // Live: discovery adds the upstreams' checks once it found their models.
+  checks.push(...upstreamChecks);
 
   let draining = false;
   const onClose: Array<() => Promise<void>> = [];
@@ -216,13 +190,70 @@ export async function createRuntime(env: RuntimeEnv): Promise<Runtime> {
     },
     onClose,
     async close() {
+      discovery?.stop();
       for (const f of [...onClose].reverse()) await f();
       await limiter.close();
       await usage.close(Math.max(5000, Math.min(env.drainTimeoutMs, 30_000)));
       telemetry.close();
       if (redis) await redis.quit().catch(() => redis.disconnect());
       ddb.destroy();
+      await closeCatalogue();
     },
   };
   return rt;
+}
+
+/** How long start-up waits for the first model discovery before serving without models. */
+const FIRST_DISCOVERY_MS = 10_000;
+
+/**
+ * The catalogue: the config's models, else the models an upstream lists (OPENAI_BASE_URL), else
+ * the simulator. Discovery is never fatal: a first attempt is awaited (bounded), then retried in
+ * the background while `/ready` fails and model requests answer 503.
+ */
+async function loadCatalogue(env: RuntimeEnv, config: ServiceConfig, telemetry: Telemetry) {
+  const ctx = { env: process.env, defaultBaseUrl: env.openaiBaseUrl };
+  const builds: BuiltCatalogue[] = [];
+  const checks: DependencyCheck[] = [];
+  const router = new ModelRouter();
+  const serve = (models: readonly ModelConfig[]) => {
+    const built = buildCatalogue(models, ctx);
+    builds.push(built);
+    router.replace(built.entries);
+    checks.push(...built.checks);
+  };
+  const close = async () => {
+    await Promise.all(builds.map((b) => b.close()));
+  };
+  if (config.models.length > 0) {
+    serve(config.models);
+    return { serving: router, discovery: null, checks, close };
+  }
+  const discovery = CatalogueDiscovery.forEnvironment({
+    ctx,
+    attemptTimeoutMs: FIRST_DISCOVERY_MS,
+    apply: serve,
+    events: {
+      discovered: (models) =>
+        telemetry.logger.info('serving the upstream models', { baseUrl: env.openaiBaseUrl, models }),
+      failed: (error, retryInMs) => {
+        telemetry.increment(METRICS.catalogueDiscoveryFailures);
+        telemetry.logger.warn('model discovery failed; serving no models until it succeeds', {
+          error: error.message,
+          retryInMs,
+        });
+      },
+    },
+  });
+  if (!discovery) {
+    telemetry.logger.warn(
+      'no upstream configured: serving the built-in simulator models (answers are simulated)',
+    );
+    serve(simulatorModels());
+    return { serving: router, discovery: null, checks, close };
+  }
+  router.pending = () => discovery.pendingReason;
+  checks.push(discovery.check);
+  await discovery.start();
+  return { serving: router, discovery, checks, close };
 }

@@ -2,59 +2,13 @@ import { readFileSync } from 'node:fs';
 import { parse as parseYaml } from 'yaml';
 import { z } from 'zod';
 import { ConfigError } from '../errors';
+import { type ModelConfig, modelSchema } from '../providers/registry';
 
 /**
  * The service config file (`tollgate.config.json` / `.yaml`): model catalogue, tiers,
  * cache, limiter, routing, assistant. Validated once at start; a bad field fails with a
  * message naming it.
  */
-
-const price = z.number().min(0);
-
-export const simulatorSchema = z
-  .object({
-    /** Time to first token. @default 150 */
-    ttftMs: z.number().int().min(0).default(150),
-    /** Output speed. @default 80 */
-    tokensPerSecond: z.number().positive().default(80),
-  })
-  .strict();
-
-export const modelSchema = z
-  .object({
-    /** Public model id clients send. */
-    id: z.string().min(1).max(128),
-    /** `openai` = any OpenAI-compatible server through the openai SDK; `simulator` = built in. */
-    provider: z.enum(['openai', 'simulator']).default('openai'),
-    /** Upstream base URL (e.g. https://api.openai.com/v1). @default OPENAI_BASE_URL */
-    baseUrl: z.string().url().optional(),
-    /** Name of the env var holding the upstream API key. @default OPENAI_API_KEY */
-    apiKeyEnv: z.string().min(1).optional(),
-    /** Model name sent upstream. @default id */
-    upstreamModel: z.string().min(1).optional(),
-    /** USD per 1M tokens. */
-    pricing: z
-      .object({ input: price.default(0), output: price.default(0), cachedInput: price.optional() })
-      .strict()
-      .default({ input: 0, output: 0 }),
-    contextWindow: z.number().int().positive().default(128_000),
-    /** Default completion reservation when the request sets no max_tokens. @default 4096 */
-    maxOutputTokens: z.number().int().positive().default(4096),
-    /** Per attempt, until the upstream answers (non-stream: whole body; stream: each chunk). */
-    timeoutMs: z.number().int().positive().default(60_000),
-    /** Retries on 429/5xx/connection errors before any byte reached the client. */
-    maxRetries: z.number().int().min(0).max(10).default(2),
-    maxConcurrent: z.number().int().positive().default(256),
-    /** Requests that may wait for a slot; beyond it: 503 server_busy. */
-    maxQueue: z.number().int().min(0).default(1024),
-    /** Longest wait for a slot before 503. */
-    queueTimeoutMs: z.number().int().positive().default(30_000),
-    /** Model ids tried in order when this one fails with a retryable error. */
-    fallbacks: z.array(z.string()).default([]),
-    ownedBy: z.string().default('tollgate'),
-    simulator: simulatorSchema.optional(),
-  })
-  .strict();
 
 /** Far above any real budget, and exact as a DynamoDB number and in micro-dollars in the limiter. */
 export const MAX_BUDGET_USD = 1e9;
@@ -170,7 +124,7 @@ export const serviceConfigSchema = z
   })
   .strict();
 
-export type ModelConfig = z.infer<typeof modelSchema>;
+export type { ModelConfig };
 export type TierConfig = z.infer<typeof tierSchema>;
 export type Limits = z.infer<typeof limitsSchema>;
 export type ServiceConfig = z.infer<typeof serviceConfigSchema>;
@@ -184,7 +138,13 @@ export function tierOf(cfg: Pick<ServiceConfig, 'tiers'>, name: string): TierCon
 }
 
 export function formatZodIssues(source: string, error: z.ZodError): string {
-  const lines = error.issues.map((i) => `  - ${i.path.length ? i.path.join('.') : '(root)'}: ${i.message}`);
+  const lines = error.issues.flatMap((i) => {
+    const at = i.path.join('.');
+    // One line per unknown field, named (a field of another provider family, a typo).
+    if (i.code === 'unrecognized_keys')
+      return i.keys.map((k) => `  - ${at ? `${at}.${k}` : k}: is not a known field here`);
+    return [`  - ${at || '(root)'}: ${i.message}`];
+  });
   return `Invalid ${source}:\n${lines.join('\n')}`;
 }
 
@@ -249,11 +209,7 @@ export function loadServiceConfig(opts: {
 
 /** The simulator catalogue served when no model and no upstream is configured. */
 export function simulatorModels(): ModelConfig[] {
-  const base = {
-    provider: 'simulator' as const,
-    pricing: { input: 0, output: 0 },
-    ownedBy: 'tollgate-simulator',
-  };
+  const base = { provider: 'simulator', pricing: { input: 0, output: 0 }, ownedBy: 'tollgate-simulator' };
   return [
     modelSchema.parse({ ...base, id: 'simulator', contextWindow: 128_000 }),
     modelSchema.parse({ ...base, id: 'simulator-large', contextWindow: 200_000 }),

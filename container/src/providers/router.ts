@@ -1,10 +1,16 @@
-import type { ModelConfig } from '../config/service-config';
-import { GatewayTimeoutError, isRetryable, ModelNotFoundError } from '../errors';
+import {
+  BadRequestError,
+  GatewayTimeoutError,
+  isRetryable,
+  ModelNotFoundError,
+  ServiceUnavailableError,
+} from '../errors';
 import type { ChatCompletion, ChatCompletionChunk, ChatRequest } from '../wire/chat';
+import type { EmbeddingsCall, EmbeddingsResult } from '../wire/embeddings';
+import type { Endpoint } from './catalogue';
 import { ConcurrencyLimiter } from './concurrency';
-import { OpenAIProvider } from './openai/openai-provider';
-import { SimulatorProvider } from './simulator/simulator-provider';
-import type { Provider } from './types';
+import type { CatalogueEntry, ModelConfig } from './registry';
+import type { Provider, ProviderCallOptions } from './types';
 
 /** One catalogue entry with its provider and concurrency limiter. */
 export interface ModelEntry {
@@ -28,64 +34,82 @@ export interface StreamResult {
   release: () => void;
 }
 
-export interface RouterOptions {
-  /** Env fallbacks for models that give no base URL / key env. */
-  defaultBaseUrl?: string | undefined;
-  env?: NodeJS.ProcessEnv;
+export interface EmbeddingsCallResult {
+  model: ModelEntry;
+  result: EmbeddingsResult;
 }
+
+const ENDPOINT_NAMES: Record<Endpoint, string> = {
+  chat: 'chat completions (/v1/chat/completions, /v1/responses)',
+  embeddings: 'embeddings (/v1/embeddings)',
+};
 
 /**
  * The model catalogue and the call path: concurrency slot, provider call with timeout and
- * retries, then the fallback chain, all before the first byte goes to the client.
+ * retries, then the fallback chain, all before the first byte goes to the client. Which family
+ * serves an entry is the provider's business: the router never names one.
  */
 export class ModelRouter {
-  private readonly entries = new Map<string, ModelEntry>();
-  private readonly chains = new Map<string, ModelEntry[]>();
+  private entries = new Map<string, ModelEntry>();
+  private chains = new Map<string, ModelEntry[]>();
+  /** While the catalogue is still being discovered: why (unknown ids then answer 503, not 404). */
+  pending: (() => string | null) | null = null;
 
-  constructor(models: ModelConfig[], { defaultBaseUrl, env = process.env }: RouterOptions = {}) {
+  constructor(catalogue: readonly CatalogueEntry[] = []) {
+    this.replace(catalogue);
+  }
+
+  /**
+   * Serve another catalogue (models discovered after start). Calls under way keep the entries
+   * they hold; concurrency limiters of ids that stay are kept.
+   */
+  replace(catalogue: readonly CatalogueEntry[]): void {
     const created = Math.floor(Date.now() / 1000);
-    // Models on one upstream (base URL + key) share one SDK client and connection pool, sized
-    // for all their concurrency slots so a slot never waits for a socket.
-    const upstreams = new Map<string, { baseUrl: string; keyEnv: string; connections: number }>();
-    const upstreamOf = (m: ModelConfig) => {
-      const baseUrl = m.baseUrl ?? defaultBaseUrl;
-      if (!baseUrl) throw new Error(`Model '${m.id}' has no baseUrl and OPENAI_BASE_URL is not set.`);
-      const keyEnv = m.apiKeyEnv ?? 'OPENAI_API_KEY';
-      return { key: `${baseUrl}|${keyEnv}`, baseUrl, keyEnv };
-    };
-    for (const m of models) {
-      if (m.provider !== 'openai') continue;
-      const u = upstreamOf(m);
-      const cur = upstreams.get(u.key) ?? { baseUrl: u.baseUrl, keyEnv: u.keyEnv, connections: 0 };
-      cur.connections += m.maxConcurrent;
-      upstreams.set(u.key, cur);
+    const next = new Map<string, ModelEntry>();
+    for (const { config: m, provider } of catalogue) {
+      const old = this.entries.get(m.id);
+      const limiter =
+        old && old.limiter.maxConcurrent === m.maxConcurrent
+          ? old.limiter
+          : new ConcurrencyLimiter(m.id, m.maxConcurrent, m.maxQueue, m.queueTimeoutMs);
+      next.set(m.id, { config: m, provider, limiter, created: old?.created ?? created });
     }
-    const providers = new Map<string, Provider>();
-    for (const [key, u] of upstreams) {
-      providers.set(
-        key,
-        new OpenAIProvider({ baseUrl: u.baseUrl, apiKey: env[u.keyEnv], connections: u.connections }),
-      );
-    }
-    for (const m of models) {
-      const provider: Provider =
-        m.provider === 'simulator'
-          ? new SimulatorProvider(m.simulator)
-          : (providers.get(upstreamOf(m).key) as Provider);
-      const limiter = new ConcurrencyLimiter(m.id, m.maxConcurrent, m.maxQueue, m.queueTimeoutMs);
-      this.entries.set(m.id, { config: m, provider, limiter, created });
-    }
+    this.entries = next;
+    this.chains = new Map();
   }
 
   get(id: string): ModelEntry | undefined {
     return this.entries.get(id);
   }
 
-  /** The entry for a public id, or 404 model_not_found. */
-  require(id: string): ModelEntry {
+  /**
+   * The entry for a public id, or 404 model_not_found; with `endpoint`, a model that does not
+   * serve it is a 400 that says what it serves.
+   */
+  require(id: string, endpoint?: Endpoint): ModelEntry {
     const e = this.entries.get(id);
-    if (!e) throw new ModelNotFoundError(id);
+    if (!e) {
+      const why = this.pending?.();
+      if (why) {
+        throw new ServiceUnavailableError(`The model catalogue is not loaded yet (${why}); retry shortly.`, {
+          code: 'models_unavailable',
+          retryAfterSeconds: 5,
+        });
+      }
+      throw new ModelNotFoundError(id);
+    }
+    if (endpoint && !e.config.endpoints.includes(endpoint)) {
+      throw new BadRequestError(
+        `The model '${id}' does not serve ${ENDPOINT_NAMES[endpoint]}; it serves ${e.config.endpoints.map((x) => ENDPOINT_NAMES[x]).join(' and ')}.`,
+        { param: 'model', code: 'unsupported_model' },
+      );
+    }
     return e;
+  }
+
+  /** Whether `id` is in the catalogue and serves `endpoint`. */
+  serves(id: string, endpoint: Endpoint): boolean {
+    return this.entries.get(id)?.config.endpoints.includes(endpoint) ?? false;
   }
 
   list(): ModelEntry[] {
@@ -104,16 +128,17 @@ export class ModelRouter {
   }
 
   /** The model and its fallbacks, built once per model (the catalogue does not change). */
-  private chain(id: string): ModelEntry[] {
-    const known = this.chains.get(id);
+  private chain(id: string, endpoint: Endpoint): ModelEntry[] {
+    const key = `${endpoint}\0${id}`;
+    const known = this.chains.get(key);
     if (known) return known;
     const first = this.require(id);
     const out = [first];
     for (const f of first.config.fallbacks) {
       const e = this.entries.get(f);
-      if (e && !out.includes(e)) out.push(e);
+      if (e && !out.includes(e) && e.config.endpoints.includes(endpoint)) out.push(e);
     }
-    this.chains.set(id, out);
+    this.chains.set(key, out);
     return out;
   }
 
@@ -126,9 +151,10 @@ export class ModelRouter {
     id: string,
     signal: AbortSignal,
     attempt: (entry: ModelEntry, release: () => void) => Promise<{ result: T; keepSlot: boolean }>,
+    endpoint: Endpoint = 'chat',
   ): Promise<T> {
     let lastError: unknown;
-    for (const entry of this.chain(id)) {
+    for (const entry of this.chain(id, endpoint)) {
       let release: (() => void) | undefined;
       try {
         release = await entry.limiter.acquire(signal);
@@ -152,6 +178,26 @@ export class ModelRouter {
       completion.model = entry.config.id;
       return { result: { model: entry, completion }, keepSlot: false };
     });
+  }
+
+  /** Embeddings through the fallback chain (fallbacks that do not serve embeddings are skipped). */
+  embed(id: string, call: EmbeddingsCall, signal: AbortSignal): Promise<EmbeddingsCallResult> {
+    return this.withFallbacks(
+      id,
+      signal,
+      async (entry) => {
+        const embed = entry.provider.embed;
+        if (!embed)
+          throw new BadRequestError(`The model '${entry.config.id}' cannot embed.`, { param: 'model' });
+        const result = await embed.call(
+          entry.provider,
+          { ...call, model: entry.config.upstreamModel ?? entry.config.id },
+          callOptions(entry, signal),
+        );
+        return { result: { model: entry, result }, keepSlot: false };
+      },
+      'embeddings',
+    );
   }
 
   /** Streaming call: falls back until some model produced its first chunk. */
@@ -192,7 +238,7 @@ function upstreamBody(entry: ModelEntry, body: ChatRequest): ChatRequest {
   return { ...body, model: entry.config.upstreamModel ?? entry.config.id };
 }
 
-function callOptions(entry: ModelEntry, signal: AbortSignal) {
+function callOptions(entry: ModelEntry, signal: AbortSignal): ProviderCallOptions {
   return { signal, timeoutMs: entry.config.timeoutMs, maxRetries: entry.config.maxRetries };
 }
 

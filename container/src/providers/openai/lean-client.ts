@@ -31,6 +31,12 @@ export class LeanOpenAI extends OpenAI {
   /** The SDK's URL for a path without query (it parses and re-serializes on every call). */
   private readonly urls = new Map<string, string>();
 
+  /** Switch to a new key (a rotated secret): both request paths use it from the next call. */
+  useApiKey(key: string): void {
+    this.apiKey = key;
+    this.fixedHeaders = undefined;
+  }
+
   private urlOf(path: string): string {
     let url = this.urls.get(path);
     if (url === undefined) {

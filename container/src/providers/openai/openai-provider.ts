@@ -9,13 +9,14 @@ import {
   UpstreamError,
 } from '../../errors';
 import type { ChatCompletion, ChatCompletionChunk, ChatRequest } from '../../wire/chat';
-import type { CallOptions, Provider } from '../types';
+import type { Provider, ProviderCallOptions } from '../types';
 import { LeanOpenAI } from './lean-client';
 import { createLeanFetch } from './lean-fetch';
 
 export interface OpenAIProviderOptions {
   baseUrl: string;
-  apiKey: string | undefined;
+  /** The key, or where to read it at each call (a rotated secret then takes effect at once). */
+  apiKey: string | undefined | (() => string | undefined);
   /** Keep-alive connections per upstream origin. @default 256 */
   connections?: number;
 }
@@ -27,25 +28,44 @@ export interface OpenAIProviderOptions {
  * added latency.
  */
 export class OpenAIProvider implements Provider {
-  readonly kind = 'openai' as const;
-  private readonly client: OpenAI;
+  readonly family = 'openai';
+  private readonly client: LeanOpenAI;
+  private readonly dispatcher: Agent;
+  private readonly readKey: () => string;
+  private key: string;
 
   constructor({ baseUrl, apiKey, connections = 256 }: OpenAIProviderOptions) {
-    const dispatcher = new Agent({ connections, keepAliveTimeout: 30_000 });
+    this.dispatcher = new Agent({ connections, keepAliveTimeout: 30_000 });
+    // Local servers (vLLM, Ollama) take no key, but the SDK insists on one.
+    this.readKey = typeof apiKey === 'function' ? () => apiKey() || 'no-key' : () => apiKey || 'no-key';
+    this.key = this.readKey();
     this.client = new LeanOpenAI({
       baseURL: baseUrl,
-      // Local servers (vLLM, Ollama) take no key, but the SDK insists on one.
-      apiKey: apiKey ?? 'no-key',
+      apiKey: this.key,
       maxRetries: 0,
-      fetch: createLeanFetch(dispatcher),
+      fetch: createLeanFetch(this.dispatcher),
     });
   }
 
-  async complete(body: ChatRequest, opts: CallOptions): Promise<ChatCompletion> {
+  /** The SDK client with the current key (one string comparison per call). */
+  private sdk(): LeanOpenAI {
+    const k = this.readKey();
+    if (k !== this.key) {
+      this.key = k;
+      this.client.useApiKey(k);
+    }
+    return this.client;
+  }
+
+  async close(): Promise<void> {
+    await this.dispatcher.close();
+  }
+
+  async complete(body: ChatRequest, opts: ProviderCallOptions): Promise<ChatCompletion> {
     const d = deadline(opts.signal, opts.timeoutMs);
     try {
       const params = { ...body, stream: false } as unknown as OpenAI.ChatCompletionCreateParamsNonStreaming;
-      return await this.client.chat.completions.create(params, {
+      return await this.sdk().chat.completions.create(params, {
         signal: d.signal,
         maxRetries: opts.maxRetries,
       });
@@ -56,7 +76,7 @@ export class OpenAIProvider implements Provider {
     }
   }
 
-  async stream(body: ChatRequest, opts: CallOptions): Promise<AsyncIterable<ChatCompletionChunk>> {
+  async stream(body: ChatRequest, opts: ProviderCallOptions): Promise<AsyncIterable<ChatCompletionChunk>> {
     const streamOptions = { ...(body.stream_options ?? {}), include_usage: true };
     const params = {
       ...body,
@@ -68,7 +88,7 @@ export class OpenAIProvider implements Provider {
     const d = deadline(opts.signal, opts.timeoutMs);
     let stream: AsyncIterable<ChatCompletionChunk>;
     try {
-      stream = await this.client.chat.completions.create(params, {
+      stream = await this.sdk().chat.completions.create(params, {
         signal: d.signal,
         maxRetries: opts.maxRetries,
       });
@@ -82,7 +102,7 @@ export class OpenAIProvider implements Provider {
 
   async check(signal: AbortSignal): Promise<void> {
     try {
-      await this.client.models.list({ signal, timeout: 2000, maxRetries: 0 });
+      await this.sdk().models.list({ signal, timeout: 2000, maxRetries: 0 });
     } catch (err) {
       throw mapUpstreamError(err, signal);
     }
@@ -91,7 +111,7 @@ export class OpenAIProvider implements Provider {
   async listModels(signal: AbortSignal): Promise<string[]> {
     const ids: string[] = [];
     try {
-      for await (const m of this.client.models.list({ signal, timeout: 10_000, maxRetries: 2 }))
+      for await (const m of this.sdk().models.list({ signal, timeout: 10_000, maxRetries: 2 }))
         ids.push(m.id);
     } catch (err) {
       throw mapUpstreamError(err, signal);

@@ -2,7 +2,7 @@ import { ClientAbortError } from '../../errors';
 import { contentText, countPromptTokens } from '../../tokens/count';
 import { decodePieces, encode } from '../../tokens/o200k';
 import type { ChatCompletion, ChatCompletionChunk, ChatRequest } from '../../wire/chat';
-import type { CallOptions, Provider } from '../types';
+import type { Provider, ProviderCallOptions } from '../types';
 
 export interface SimulatorOptions {
   /** Delay before the first token. @default 150 */
@@ -18,7 +18,7 @@ const LABEL = "[Simulated response from Tollgate's built-in simulator; no upstre
  * that echoes the question, real token counts (o200k tokenizer), realistic timing.
  */
 export class SimulatorProvider implements Provider {
-  readonly kind = 'simulator' as const;
+  readonly family = 'simulator';
   private readonly ttftMs: number;
   private readonly interTokenMs: number;
 
@@ -49,7 +49,7 @@ export class SimulatorProvider implements Provider {
     return { tokens, pieces: decodePieces(tokens), finish, promptTokens };
   }
 
-  async complete(body: ChatRequest, opts: CallOptions): Promise<ChatCompletion> {
+  async complete(body: ChatRequest, opts: ProviderCallOptions): Promise<ChatCompletion> {
     const { tokens, pieces, finish, promptTokens } = this.plan(body);
     await sleep(this.ttftMs + this.interTokenMs * Math.max(0, tokens.length - 1), opts.signal);
     return {
@@ -73,7 +73,7 @@ export class SimulatorProvider implements Provider {
     };
   }
 
-  async stream(body: ChatRequest, opts: CallOptions): Promise<AsyncIterable<ChatCompletionChunk>> {
+  async stream(body: ChatRequest, opts: ProviderCallOptions): Promise<AsyncIterable<ChatCompletionChunk>> {
     const { tokens, pieces, finish, promptTokens } = this.plan(body);
     const id = `chatcmpl-sim-${Date.now().toString(36)}`;
     const created = Math.floor(Date.now() / 1000);
@@ -110,8 +110,6 @@ export class SimulatorProvider implements Provider {
     }
     return gen();
   }
-
-  async check(): Promise<void> {}
 }
 
 function sleep(ms: number, signal: AbortSignal): Promise<void> {
