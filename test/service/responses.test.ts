@@ -439,7 +439,9 @@ describe('streaming', () => {
 
   it('sends an error event when the upstream fails after : ping comments but before response.created', async () => {
     upstream.enqueue('slow-up', { kind: 'stream', tokens: ['too late'], firstTokenDelayMs: 5000 });
-    const r = await svc.http('POST', '/v1/responses', { body: { model: 'mock-slow', input: 'x', stream: true } });
+    const r = await svc.http('POST', '/v1/responses', {
+      body: { model: 'mock-slow', input: 'x', stream: true },
+    });
     expect(r.status).toBe(200);
     const frames = parseSse(r.text);
     expect(frames[0]?.event).toBe(':');
@@ -447,7 +449,13 @@ describe('streaming', () => {
     expect(events).toEqual([
       {
         event: 'error',
-        data: { type: 'error', sequence_number: 0, code: 'upstream_timeout', message: expect.any(String), param: null },
+        data: {
+          type: 'error',
+          sequence_number: 0,
+          code: 'upstream_timeout',
+          message: expect.any(String),
+          param: null,
+        },
       },
     ]);
     upstream.enqueue('slow-up', { kind: 'stream', tokens: ['too late'], firstTokenDelayMs: 5000 });
