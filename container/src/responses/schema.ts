@@ -345,6 +345,14 @@ function issueToError(issue: z.core.$ZodIssue, prefix: ReadonlyArray<PropertyKey
           param,
           code: 'missing_required_parameter',
         });
+      if (issue.expected === 'int')
+        return new BadRequestError(
+          `Invalid type for '${param}': expected an integer, but got ${JSON.stringify(input)}.`,
+          {
+            param,
+            code: 'invalid_type',
+          },
+        );
       return new BadRequestError(
         `Invalid type for '${param}': expected ${article(issue.expected)}, but got ${article(typeName(input))} instead.`,
         { param, code: 'invalid_type' },
@@ -374,6 +382,11 @@ function issueToError(issue: z.core.$ZodIssue, prefix: ReadonlyArray<PropertyKey
             : /^input\[\d+\]\.type$/.test(param)
               ? ITEM_TYPES
               : `Supported values are: ${options}.`;
+        if (got === undefined)
+          return new BadRequestError(`Missing required parameter: '${param}'. ${why}`, {
+            param,
+            code: 'missing_required_parameter',
+          });
         return new BadRequestError(`Unsupported value for '${param}': ${got}. ${why}`, {
           param,
           code: 'unsupported_value',
