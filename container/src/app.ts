@@ -11,6 +11,7 @@ import {
   installErrorHandling,
 } from './http/errors';
 import { installJsonBodyParser } from './http/json-body';
+import { requestRecord } from './http/request-log';
 import { hashKey } from './keys/key-store';
 import type { Runtime } from './runtime';
 import './http/context';
@@ -107,26 +108,10 @@ export function buildApp(rt: Runtime, plugins: RoutePlugin[] = []): FastifyInsta
   });
 
   app.addHook('onResponse', async (req, reply) => {
-    const f = req.facts;
-    if (!f || f.logged) return;
-    telemetry.request({
-      requestId: req.id,
-      method: req.method,
-      route: req.routeOptions.url ?? 'unknown',
-      status: reply.statusCode,
-      latencyMs: Math.round(reply.elapsedTime * 10) / 10,
-      model: f.model,
-      ttftMs: f.ttftMs,
-      tokensIn: f.tokensIn,
-      tokensOut: f.tokensOut,
-      costUsd: f.costUsd,
-      cache: f.cache,
-      stream: f.stream,
-      keyId: req.principal?.keyId,
-      owner: req.principal?.owner,
-      errorCode: f.errorCode,
-      content: f.content,
-    });
+    if (!req.facts || req.facts.logged) return;
+    telemetry.request(
+      requestRecord(req, { status: reply.statusCode, latencyMs: Math.round(reply.elapsedTime * 10) / 10 }),
+    );
   });
 
   installErrorHandling(app, telemetry, env.bodyLimitBytes);

@@ -9,6 +9,7 @@ import { loadServiceConfig, type ServiceConfig, simulatorModels } from './config
 import { METRICS } from './contract';
 import { Authenticator, KeyStore } from './keys/key-store';
 import { Limiter, MemoryLimiterStore, RedisLimiterStore } from './limits/limiter';
+import { recordingSink } from './metering/metered-call';
 import { CatalogueDiscovery } from './providers/discovery';
 import { type BuiltCatalogue, buildCatalogue, type ModelConfig } from './providers/registry';
 import { ModelRouter } from './providers/router';
@@ -153,7 +154,7 @@ export async function createRuntime(env: RuntimeEnv): Promise<Runtime> {
     // Local runs: the dev key is a real key record, so limits and usage apply to it too.
     await keys.ensure(env.devApiKey, { owner: 'dev', tier: config.defaultTier });
   }
-  const chat = new ChatService({ config, router, limiter, cache, usage, telemetry });
+  const chat = new ChatService({ config, router, limiter, cache, sink: recordingSink(usage), telemetry });
 
   const checks: DependencyCheck[] = [
     {
