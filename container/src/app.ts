@@ -4,6 +4,7 @@ import { AuthenticationError, PermissionDeniedError } from './errors';
 import { registerAdminRoutes } from './http/admin-routes';
 import { registerBasicRoutes } from './http/basic-routes';
 import { registerChatRoutes } from './http/chat-routes';
+import { registerEmbeddingsRoutes } from './http/embeddings-routes';
 import {
   clientErrorHandler,
   collectRoutesFor405,
@@ -124,6 +125,7 @@ export function buildApp(rt: Runtime, plugins: RoutePlugin[] = []): FastifyInsta
     pingIntervalMs: env.pingIntervalMs ?? rt.config.streaming.pingIntervalMs,
     logContent: env.logContent,
   });
+  registerEmbeddingsRoutes(app, { embeddings: rt.embeddings, logContent: env.logContent });
   registerAdminRoutes(app, {
     keys: rt.keys,
     auth: rt.auth,

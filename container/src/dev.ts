@@ -41,7 +41,7 @@ async function dev(): Promise<void> {
 
   Try:
     curl ${base}/v1/chat/completions -H "Authorization: Bearer ${devKey}" \\
-      -H "Content-Type: application/json" -d '{"model":"${server.runtime.router.list()[0]?.config.id}","messages":[{"role":"user","content":"Hello!"}]}'
+      -H "Content-Type: application/json" -d '{"model":"${server.runtime.router.list().find((e) => e.config.endpoints.includes('chat'))?.config.id}","messages":[{"role":"user","content":"Hello!"}]}'
 `);
 }
 
