@@ -4,6 +4,7 @@ import { AuthenticationError, PermissionDeniedError } from './errors';
 import { registerAdminRoutes } from './http/admin-routes';
 import { registerBasicRoutes } from './http/basic-routes';
 import { registerChatRoutes } from './http/chat-routes';
+import { installCors } from './http/cors';
 import { registerEmbeddingsRoutes } from './http/embeddings-routes';
 import {
   clientErrorHandler,
@@ -65,6 +66,8 @@ export function buildApp(rt: Runtime, plugins: RoutePlugin[] = []): FastifyInsta
     },
   });
 
+  // Before every hook: a preflight is answered ahead of authentication.
+  installCors(app, env.corsOrigins ?? rt.config.cors.allowedOrigins);
   installJsonBodyParser(app);
 
   app.decorateRequest('principal', null);
