@@ -495,7 +495,7 @@ describe('streaming', () => {
       const rs = await records(owner);
       return rs.length === 1 ? rs : null;
     });
-    expect(rows[0]).toMatchObject({ status: 502, source: 'responses', stream: true });
+    expect(rows[0]).toMatchObject({ status: 502, source: 'sync', endpoint: 'responses', stream: true });
     expect(rows[0]?.completionTokens).toBeGreaterThan(0);
   });
 
@@ -519,7 +519,12 @@ describe('streaming', () => {
       const rs = await records(owner);
       return rs.length === 1 ? rs : null;
     });
-    expect(rows[0]).toMatchObject({ status: 499, errorCode: 'client_closed', source: 'responses' });
+    expect(rows[0]).toMatchObject({
+      status: 499,
+      errorCode: 'client_closed',
+      source: 'sync',
+      endpoint: 'responses',
+    });
     expect(rows[0]?.completionTokens).toBeGreaterThan(0);
   });
 });
@@ -738,7 +743,7 @@ describe('stored responses', () => {
 });
 
 describe('metering: the same keys, limits, cache and usage as chat completions', () => {
-  it('writes one usage row per response with tokens, cost and source responses', async () => {
+  it('writes one usage row per response with tokens, cost and endpoint responses', async () => {
     const { key, owner } = await svc.createKey();
     upstream.enqueue('mock-small', {
       kind: 'reply',
@@ -764,14 +769,16 @@ describe('metering: the same keys, limits, cache and usage as chat completions',
       promptTokens: 100,
       completionTokens: 10,
       status: 200,
-      source: 'responses',
+      source: 'sync',
+      endpoint: 'responses',
     });
     expect(byStream['false']?.costUsd).toBeCloseTo((100 * 1 + 10 * 2) / 1e6, 12);
     expect(byStream['true']).toMatchObject({
       promptTokens: 50,
       completionTokens: 5,
       status: 200,
-      source: 'responses',
+      source: 'sync',
+      endpoint: 'responses',
     });
   });
 

@@ -1,7 +1,7 @@
 import { ResponseStream } from 'openai/lib/responses/ResponseStream';
 import { BadRequestError, NotFoundError } from '../../container/src/errors';
 import { buildContext, type StoredTurn } from '../../container/src/responses/context';
-import { ResponseEventStream, replayEvents, sseFrame } from '../../container/src/responses/events';
+import { ResponseEventStream, replayEvents } from '../../container/src/responses/events';
 import { ItemIds, isResponseId, newResponseId, responseIdOfItem } from '../../container/src/responses/ids';
 import { parseResponsesRequest, type ResponsesRequest } from '../../container/src/responses/schema';
 import {
@@ -597,15 +597,6 @@ describe('chat chunks -> Responses events', () => {
       'response.output_item.done',
       'response.completed',
     ]);
-  });
-
-  it('frames each event as a named SSE event', () => {
-    const [created] = stream().start();
-    const frame = sseFrame(created!);
-    expect(
-      frame.startsWith('event: response.created\ndata: {"type":"response.created","sequence_number":0'),
-    ).toBe(true);
-    expect(frame.endsWith('\n\n')).toBe(true);
   });
 
   it('replays a stored response as events the SDK rebuilds it from', async () => {

@@ -1,9 +1,8 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { RoutePlugin } from '../app';
-import { type CallSummary, ChunkAssembler, completionToChunks, relayStream } from '../chat/chat-service';
-import { ApiError, BadRequestError, ClientAbortError, InternalServerError, NotFoundError } from '../errors';
-import type { StreamResult } from '../providers/router';
-import { replayEvents, sseFrame } from '../responses/events';
+import { ChunkAssembler, completionToChunks, relayStream } from '../chat/chat-service';
+import { type ApiError, BadRequestError, ClientAbortError, NotFoundError } from '../errors';
+import { replayEvents } from '../responses/events';
 import { INCLUDABLES, parseResponsesRequest } from '../responses/schema';
 import { ResponsesService, type ResponseTurn } from '../responses/service';
 import { ResponseStore } from '../responses/store';
@@ -11,7 +10,9 @@ import type { Telemetry } from '../telemetry/telemetry';
 import type { ChatCompletion, ChatCompletionChunk, Usage } from '../wire/chat';
 import type { ResponseStreamEvent } from '../wire/responses';
 import { clientSignal } from './context';
+import { formatCost, noteCall } from './request-log';
 import { SseWriter } from './sse';
+import { relaySse, type SseRelayOptions, type SseRoute } from './sse-relay';
 
 /** Options of {@link registerResponsesHttp}. */
 export interface ResponsesRoutesOptions {
@@ -47,6 +48,11 @@ type IdRequest = FastifyRequest<{ Params: { id: string }; Querystring: Record<st
 /** The HTTP side over a ready {@link ResponsesService}. */
 export function registerResponsesHttp(app: FastifyInstance, opts: ResponsesRoutesOptions): void {
   const { responses } = opts;
+  const relay: SseRelayOptions = {
+    telemetry: opts.telemetry,
+    pingIntervalMs: opts.pingIntervalMs,
+    logContent: opts.logContent,
+  };
 
   const create = async (req: FastifyRequest, reply: FastifyReply) => {
     const parsed = parseResponsesRequest(req.body);
@@ -57,26 +63,27 @@ export function registerResponsesHttp(app: FastifyInstance, opts: ResponsesRoute
       requestId: req.id,
       signal: ac.signal,
       cacheControl: req.headers['cache-control'],
-      source: 'responses',
+      source: 'sync',
+      endpoint: 'responses',
     });
     const { call } = turn;
     req.facts.model = call.modelId;
     // A refusal's headers (Retry-After, rate limits) are set by the app's error handler.
     const hit = await call.admit();
     req.facts.cache = call.cacheStatus;
-    if (parsed.stream) return streamResponse(req, reply, turn, hit, ac, opts);
+    if (parsed.stream) return relaySse(req, reply, call, ac, streamResponse(turn, hit, ac), relay);
 
     reply.headers(call.headers());
     try {
       const completion = await call.complete(hit);
       const response = turn.fromCompletion(completion, call.summary);
       await turn.save(response);
-      const s = summarize(req, call.summary);
+      const s = noteCall(req, call);
       reply.header('x-tollgate-cost-usd', formatCost(s?.costUsd ?? 0));
       if (opts.logContent) req.facts.content = { prompt: call.body.messages, completion: response.output };
       return response;
     } catch (err) {
-      summarize(req, call.summary);
+      noteCall(req, call);
       if (err instanceof ClientAbortError) {
         req.facts.errorCode = 'client_closed';
         return reply.code(499).send();
@@ -98,9 +105,13 @@ export function registerResponsesHttp(app: FastifyInstance, opts: ResponsesRoute
     const events = replayEvents(stored.response).filter(
       (e) => startingAfter === undefined || e.sequence_number > startingAfter,
     );
+    // Headers hooks set on the reply (CORS) go out too: a hijacked reply writes the raw response.
+    const headers: Record<string, string> = { 'x-request-id': req.id };
+    for (const [k, v] of Object.entries(reply.getHeaders()))
+      if (v !== undefined) headers[k] = Array.isArray(v) ? v.join(', ') : String(v);
     reply.hijack();
-    const sse = new SseWriter(reply.raw, () => ({ 'x-request-id': req.id }));
-    await sse.write(events.map(sseFrame).join(''));
+    const sse = new SseWriter(reply.raw, () => headers);
+    await sendEvents(sse, events);
     sse.end(false);
     return reply;
   };
@@ -207,146 +218,84 @@ function optionalIncludes(q: Record<string, unknown>): void {
       );
 }
 
-function summarize(req: FastifyRequest, s: CallSummary | null): CallSummary | null {
-  if (!s) return null;
-  req.facts.tokensIn = s.promptTokens;
-  req.facts.tokensOut = s.completionTokens;
-  req.facts.costUsd = s.costUsd;
-  req.facts.ttftMs = s.ttftMs;
-  return s;
-}
-
-function formatCost(usd: number): string {
-  return usd.toFixed(9).replace(/0+$/, '').replace(/\.$/, '.0');
-}
-
 /** The `code` of a failed Response (OpenAI's set: rate limits, else a server error). */
 function failureCode(e: ApiError): string {
   return e.status === 429 ? 'rate_limit_exceeded' : 'server_error';
 }
 
+/** Write events in order; a promise only when the socket asks to wait (backpressure). */
+function sendEvents(sse: SseWriter, events: ResponseStreamEvent[]): Promise<void> | undefined {
+  let pending: Promise<void> | undefined;
+  for (const e of events) pending = sse.event(e.type, e) ?? pending;
+  return pending;
+}
+
 /**
- * Stream a response as named SSE events. Until the upstream accepted the request the client can
- * still get a plain JSON error with its status (retries and fallbacks happen first); after
- * `response.created` a failure is `response.failed`; a failure after `: ping` comments but
- * before `response.created` is an `error` event. A client that goes away aborts the upstream;
- * usage is recorded in every case. The response is stored before `response.completed` goes
- * out, so a client that chains at once finds it.
- *
- * TODO-LEAD: move onto the shared relay (http/sse-relay.ts) once it lands; it needs named events
- * (`event: <type>\ndata: ...`) and no `[DONE]` at the end.
+ * A response as named SSE events, for the shared relay (lazy headers, pings, 499 on disconnect
+ * with usage, the one log record). `response.created` goes out once the upstream accepted, so a
+ * failure before it (after retries and fallbacks) is still a plain JSON error with its status;
+ * after it, a failure is `response.failed`; after `: ping` comments only, an `error` event. The
+ * response is stored before `response.completed` goes out, so a client that chains at once
+ * finds it. No `[DONE]`: Responses streams end with their lifecycle event.
  */
-async function streamResponse(
-  req: FastifyRequest,
-  reply: FastifyReply,
-  turn: ResponseTurn,
-  hit: ChatCompletion | null,
-  ac: AbortController,
-  opts: ResponsesRoutesOptions,
-): Promise<FastifyReply> {
+function streamResponse(turn: ResponseTurn, hit: ChatCompletion | null, ac: AbortController): SseRoute {
   const { call } = turn;
-  reply.hijack();
-  const sse = new SseWriter(reply.raw, () => ({ 'x-request-id': req.id, ...call.headers() }));
   const events = turn.events();
   const assembled = new ChunkAssembler();
   let started = false;
   let usage: Usage | null = null;
-  let status = 200;
-  let errorCode: string | undefined;
 
-  const send = (evs: ResponseStreamEvent[]): Promise<void> | undefined =>
-    evs.length > 0 ? sse.write(evs.map(sseFrame).join('')) : undefined;
-  const stopIfGone = (): undefined => {
-    if (sse.closed) throw new ClientAbortError();
-    return undefined;
-  };
-  const relay = (c: ChatCompletionChunk): Promise<void> | undefined => {
-    assembled.add(c);
-    if (c.usage) usage = c.usage;
-    if (c.choices.length > 0) call.markFirstToken();
-    const written = send(events.chunk(c));
-    return written ? written.then(stopIfGone) : stopIfGone();
-  };
-
-  try {
-    if (hit) {
-      const created = Math.floor(Date.now() / 1000);
-      started = true;
-      await send(events.start());
-      for (const c of completionToChunks(hit, `chatcmpl-${req.id}`, created)) await relay(c);
-      usage = hit.usage ?? null;
-      call.finish({ status: 200, usage, cached: true });
-    } else {
-      const ping = setInterval(() => sse.ping(), opts.pingIntervalMs);
-      let opened: StreamResult;
-      try {
-        opened = await call.openStream();
-      } finally {
-        clearInterval(ping);
+  return {
+    done: false,
+    delivered: () => assembled.deliveredText(),
+    content: () => ({ prompt: call.body.messages, completion: events.items }),
+    async produce(sse: SseWriter): Promise<void> {
+      const stopIfGone = (): undefined => {
+        if (sse.closed) throw new ClientAbortError();
+        return undefined;
+      };
+      const relay = (c: ChatCompletionChunk): Promise<void> | undefined => {
+        assembled.add(c);
+        if (c.usage) usage = c.usage;
+        if (c.choices.length > 0) call.markFirstToken();
+        const written = sendEvents(sse, events.chunk(c));
+        return written ? written.then(stopIfGone) : stopIfGone();
+      };
+      if (hit) {
+        started = true;
+        await sendEvents(sse, events.start());
+        const created = Math.floor(Date.now() / 1000);
+        for (const c of completionToChunks(hit, `chatcmpl-${call.opts.requestId}`, created)) await relay(c);
+        usage = hit.usage ?? null;
+        call.finish({ status: 200, usage, cached: true });
+      } else {
+        const opened = await call.openStream();
+        // The upstream accepted: from here on the client sees the response being made.
+        started = true;
+        await sendEvents(sse, events.start());
+        await relayStream(opened, relay);
+        if (ac.signal.aborted) throw new ClientAbortError();
+        call.finish({ status: 200, usage, deliveredText: assembled.deliveredText() });
+        await call.remember(assembled.completion());
       }
-      // The upstream accepted: from here on the client sees the response being made.
-      started = true;
-      const first = send(events.start());
-      if (first) await first;
-      await relayStream(opened, relay);
-      if (ac.signal.aborted) throw new ClientAbortError();
-      call.finish({ status: 200, usage, deliveredText: assembled.deliveredText() });
-      await call.remember(assembled.completion());
-    }
-    const s = call.finish({ status: 200 });
-    const done = events.complete(turn.usage(usage, s));
-    await turn.save(done.response);
-    await send(done.events);
-    sse.end(false);
-  } catch (err) {
-    if (err instanceof ClientAbortError || ac.signal.aborted) {
-      status = 499;
-      errorCode = 'client_closed';
-      call.fail(new ClientAbortError(), assembled.deliveredText());
-      ac.abort();
-      reply.raw.destroy();
-    } else {
-      const e = err instanceof ApiError ? err : new InternalServerError();
-      status = e.status;
-      errorCode = e.code ?? e.type;
-      call.fail(err, assembled.deliveredText());
-      if (!(err instanceof ApiError))
-        opts.telemetry.logger.error('responses stream failed', { requestId: req.id, error: err as Error });
-      if (!sse.headersSent) {
-        await sse.fail(e, { 'x-request-id': req.id, ...call.headers() });
-      } else if (started && !events.done) {
+      const done = events.complete(turn.usage(usage, call.finish({ status: 200 })));
+      await turn.save(done.response);
+      await sendEvents(sse, done.events);
+    },
+    async failAfterStart(sse: SseWriter, e: ApiError): Promise<void> {
+      if (started && !events.done) {
         const failed = events.fail(
           { code: failureCode(e), message: e.message },
           turn.usage(usage, call.summary),
         );
         await turn.save(failed.response);
-        await send(failed.events);
-        sse.end(false);
+        await sendEvents(sse, failed.events);
       } else {
-        await send([events.errorEvent({ code: e.code ?? e.type, message: e.message, param: e.param })]);
-        sse.end(false);
+        await sendEvents(sse, [
+          events.errorEvent({ code: e.code ?? e.type, message: e.message, param: e.param }),
+        ]);
       }
-    }
-  }
-  const s = call.finish({ status });
-  opts.telemetry.request({
-    requestId: req.id,
-    method: req.method,
-    route: req.routeOptions.url ?? req.url,
-    status,
-    latencyMs: Math.round(performance.now() - call.startedAt),
-    model: call.modelId,
-    ttftMs: s.ttftMs,
-    tokensIn: s.promptTokens,
-    tokensOut: s.completionTokens,
-    costUsd: s.costUsd,
-    cache: call.cacheStatus,
-    stream: true,
-    keyId: call.principal.keyId,
-    owner: call.principal.owner,
-    errorCode,
-    content: opts.logContent ? { prompt: call.body.messages, completion: events.items } : undefined,
-  });
-  req.facts.logged = true;
-  return reply;
+      sse.end(false);
+    },
+  };
 }

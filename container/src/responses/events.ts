@@ -51,11 +51,6 @@ interface ToolState {
   closed: boolean;
 }
 
-/** One `event: <type>` SSE frame. */
-export function sseFrame(e: ResponseStreamEvent): string {
-  return `event: ${e.type}\ndata: ${JSON.stringify(e)}\n\n`;
-}
-
 /**
  * Builds the event sequence of one streamed response. Feed it chunks (or text and tool-call
  * pieces), then `complete()` or `fail()`; every method returns the events to send, in order.
