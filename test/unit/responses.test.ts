@@ -5,9 +5,12 @@ import { ResponseEventStream, replayEvents } from '../../container/src/responses
 import { ItemIds, isResponseId, newResponseId, responseIdOfItem } from '../../container/src/responses/ids';
 import { parseResponsesRequest, type ResponsesRequest } from '../../container/src/responses/schema';
 import {
+  asResponsesError,
   buildResponse,
   completionOutput,
+  responsesParam,
   responseUsage,
+  takesReasoningEffort,
   toChatMessages,
   toChatRequest,
 } from '../../container/src/responses/translate';
@@ -286,7 +289,7 @@ describe('Responses request -> chat request', () => {
       service_tier: 'flex',
       prompt_cache_key: 'k',
     });
-    const body = toChatRequest(r, []);
+    const body = toChatRequest(r, [], { reasoningEffort: true });
     expect(body).toMatchObject({
       tools: [
         {
@@ -312,6 +315,30 @@ describe('Responses request -> chat request', () => {
     expect(body).not.toHaveProperty('prompt_cache_key');
     expect(body).not.toHaveProperty('store');
     expect(body).not.toHaveProperty('metadata');
+  });
+
+  it('sends reasoning effort only to a provider whose chat path takes it', () => {
+    const r = parse({ input: 'x', reasoning: { effort: 'high' } });
+    expect(toChatRequest(r, [], { reasoningEffort: true }).reasoning_effort).toBe('high');
+    expect(toChatRequest(r, [])).not.toHaveProperty('reasoning_effort');
+    expect(takesReasoningEffort('openai')).toBe(true);
+    expect(takesReasoningEffort('bedrock')).toBe(false);
+    expect(takesReasoningEffort('simulator')).toBe(false);
+    expect(takesReasoningEffort(undefined)).toBe(false);
+  });
+
+  it('names chat-path fields in errors as the Responses request calls them', () => {
+    const e = asResponsesError(new BadRequestError('no JSON mode', { param: 'response_format.type' }));
+    expect(e).toMatchObject({ status: 400, param: 'text.format.type', message: 'no JSON mode' });
+    expect(responsesParam('messages')).toBe('input');
+    expect(responsesParam('messages[3].content')).toBe('input');
+    expect(responsesParam('max_tokens')).toBe('max_output_tokens');
+    expect(responsesParam('reasoning_effort')).toBe('reasoning.effort');
+    expect(responsesParam('tool_choice.function.name')).toBe('tool_choice.name');
+    expect(responsesParam('tools[1].function.parameters')).toBe('tools[1].parameters');
+    expect(responsesParam('model')).toBe('model');
+    const same = new BadRequestError('x', { param: 'model' });
+    expect(asResponsesError(same)).toBe(same);
   });
 
   it('keeps only the allowed tools of an allowed_tools choice', () => {

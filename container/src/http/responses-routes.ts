@@ -6,6 +6,7 @@ import { replayEvents } from '../responses/events';
 import { INCLUDABLES, parseResponsesRequest } from '../responses/schema';
 import { ResponsesService, type ResponseTurn } from '../responses/service';
 import { ResponseStore } from '../responses/store';
+import { asResponsesError } from '../responses/translate';
 import type { Telemetry } from '../telemetry/telemetry';
 import type { ChatCompletion, ChatCompletionChunk, Usage } from '../wire/chat';
 import type { ResponseStreamEvent } from '../wire/responses';
@@ -55,6 +56,13 @@ export function registerResponsesHttp(app: FastifyInstance, opts: ResponsesRoute
   };
 
   const create = async (req: FastifyRequest, reply: FastifyReply) => {
+    try {
+      return await createResponse(req, reply);
+    } catch (err) {
+      throw asResponsesError(err);
+    }
+  };
+  const createResponse = async (req: FastifyRequest, reply: FastifyReply) => {
     const parsed = parseResponsesRequest(req.body);
     const principal = req.principal!;
     const ac = clientSignal(req, reply);
@@ -269,7 +277,9 @@ function streamResponse(turn: ResponseTurn, hit: ChatCompletion | null, ac: Abor
         usage = hit.usage ?? null;
         call.finish({ status: 200, usage, cached: true });
       } else {
-        const opened = await call.openStream();
+        const opened = await call.openStream().catch((err) => {
+          throw asResponsesError(err);
+        });
         // The upstream accepted: from here on the client sees the response being made.
         started = true;
         await sendEvents(sse, events.start());

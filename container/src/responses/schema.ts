@@ -5,8 +5,8 @@
  * field, never dropped.
  */
 import { z } from 'zod';
-import { typeName } from '../chat/validate';
 import { BadRequestError } from '../errors';
+import { paramOf, jsonType as typeName } from '../validation';
 
 const ITEM_STATUS = ['in_progress', 'completed', 'incomplete'] as const;
 const itemStatus = z.enum(ITEM_STATUS).nullish();
@@ -318,16 +318,6 @@ function unsupported(param: string, message: string): never {
   throw new BadRequestError(message, { param, code: 'unsupported_parameter' });
 }
 
-/** `input[0].content[1]` from zod's path. */
-export function paramPath(path: ReadonlyArray<PropertyKey>): string {
-  let out = '';
-  for (const p of path) {
-    if (typeof p === 'number') out += `[${p}]`;
-    else out += out ? `.${String(p)}` : String(p);
-  }
-  return out;
-}
-
 const BUILT_IN_TOOLS =
   "Tollgate serves function tools (type 'function') on every provider; built-in tools (web search, file search, computer use, code interpreter, image generation, MCP, shell, apply_patch, custom and namespace tools) run only on OpenAI's servers.";
 const ITEM_TYPES =
@@ -336,7 +326,7 @@ const ITEM_TYPES =
 /** One zod issue as the OpenAI-style 400 a client parses. */
 function issueToError(issue: z.core.$ZodIssue, prefix: ReadonlyArray<PropertyKey> = []): BadRequestError {
   const path = [...prefix, ...issue.path];
-  const param = paramPath(path);
+  const param = paramOf(path);
   switch (issue.code) {
     case 'invalid_type': {
       const input = (issue as { input?: unknown }).input;

@@ -14,6 +14,7 @@ import {
   type ResponseBase,
   responseUsage,
   statusOf,
+  takesReasoningEffort,
   toChatRequest,
 } from './translate';
 
@@ -52,7 +53,10 @@ export class ResponsesService {
       return r && { context: r.context, output: r.response.output as OutputItem[] };
     };
     const context = await buildContext(req, ids, load);
-    const call = this.deps.chat.begin(principal, toChatRequest(req, context), opts);
+    // `auto` is routed inside the chat call, so its effort is ignored (the family is not known yet).
+    const provider = this.deps.chat.deps.router.get(req.model)?.config.provider;
+    const body = toChatRequest(req, context, { reasoningEffort: takesReasoningEffort(provider) });
+    const call = this.deps.chat.begin(principal, body, opts);
     return new ResponseTurn(this.deps, principal, req, context, ids, call, {
       id,
       created_at: Math.floor(Date.now() / 1000),

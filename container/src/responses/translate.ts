@@ -2,6 +2,7 @@
  * Responses <-> chat completions: a Responses request becomes the chat request every provider
  * family serves, and a chat completion becomes the Response object.
  */
+import { ApiError } from '../errors';
 import type { ChatCompletion, ChatMessage, ChatRequest, Usage } from '../wire/chat';
 import type {
   ContextItem,
@@ -116,9 +117,14 @@ function chatResponseFormat(f: TextFormat): unknown {
 /**
  * The chat request for a Responses request over its resolved conversation. Only standard chat
  * fields are set, so every family (and any OpenAI-compatible upstream) understands it; hints
- * that do not change the answer stay behind.
+ * that do not change the answer stay behind. `reasoningEffort`: the provider takes chat's
+ * `reasoning_effort` (else `reasoning.effort` is ignored).
  */
-export function toChatRequest(req: ResponsesRequest, context: readonly ContextItem[]): ChatRequest {
+export function toChatRequest(
+  req: ResponsesRequest,
+  context: readonly ContextItem[],
+  { reasoningEffort = false }: { reasoningEffort?: boolean } = {},
+): ChatRequest {
   const body: ChatRequest = { model: req.model, messages: toChatMessages(req.instructions, context) };
   const tools = chatTools(req.tools, req.toolChoice);
   if (tools.length > 0) {
@@ -141,8 +147,8 @@ export function toChatRequest(req: ResponsesRequest, context: readonly ContextIt
   if (req.temperature !== null) body.temperature = req.temperature;
   if (req.topP !== null) body.top_p = req.topP;
   if (req.user !== null) body.user = req.user;
-  // The chat path's reasoning effort (OpenAI's chat field); families without one ignore it.
-  if (req.reasoning.effort !== null) body.reasoning_effort = req.reasoning.effort;
+  // OpenAI's chat field, only for a provider that has it (others refuse or ignore it).
+  if (reasoningEffort && req.reasoning.effort !== null) body.reasoning_effort = req.reasoning.effort;
   if (req.stream) body.stream = true;
   return body;
 }
@@ -278,4 +284,43 @@ export function buildResponse(
   // The SDK type marks SDK-derived and OpenAI-only fields (output_text, access_programs) as
   // required; the wire object, like OpenAI's, has neither.
   return r as unknown as Response;
+}
+
+/** Providers whose chat path takes `reasoning_effort` (OpenAI's chat field). */
+const REASONING_EFFORT_PROVIDERS = new Set(['openai']);
+
+/** Whether `reasoning.effort` reaches a catalogue entry of this provider family. */
+export function takesReasoningEffort(provider: string | undefined): boolean {
+  return provider !== undefined && REASONING_EFFORT_PROVIDERS.has(provider);
+}
+
+/** A chat field's name as the Responses request calls it, for errors the chat path raises. */
+export function responsesParam(param: string | null): string | null {
+  if (param === null) return null;
+  const renames: Array<[RegExp, string]> = [
+    [/^response_format(\.json_schema)?/, 'text.format'],
+    [/^max_(completion_)?tokens$/, 'max_output_tokens'],
+    [/^reasoning_effort$/, 'reasoning.effort'],
+    [/^tool_choice\.function\.name$/, 'tool_choice.name'],
+    [/^(tools\[\d+\])\.function/, '$1'],
+    [/^messages(\[\d+\].*)?$/, 'input'],
+  ];
+  for (const [re, to] of renames) if (re.test(param)) return param.replace(re, to);
+  return param;
+}
+
+/**
+ * An error from the chat path (a provider refusing a field, a context overflow) with its `param`
+ * named as in the Responses request; anything else unchanged.
+ */
+export function asResponsesError(err: unknown): unknown {
+  if (!(err instanceof ApiError)) return err;
+  const param = responsesParam(err.param);
+  if (param === err.param) return err;
+  return new ApiError(
+    err.status,
+    err.message,
+    { type: err.type, code: err.code },
+    { param, code: err.code, type: err.type, headers: err.headers },
+  );
 }
