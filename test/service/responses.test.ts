@@ -30,10 +30,12 @@ beforeAll(async () => {
         mockModel(upstream, 'mock-primary', { upstreamModel: 'primary-up', fallbacks: ['mock-backup'] }),
         mockModel(upstream, 'mock-backup', { upstreamModel: 'backup-up' }),
         mockModel(upstream, 'mock-slow', { upstreamModel: 'slow-up', timeoutMs: 400 }),
+        mockModel(upstream, 'mock-tiny', { upstreamModel: 'tiny-up', contextWindow: 64, maxOutputTokens: 16 }),
         { id: 'sim', provider: 'simulator', simulator: { ttftMs: 5, tokensPerSecond: 2000 } },
       ],
       tiers: { basic: { limits: { rpm: 10_000 }, models: ['*'] } },
       usage: { flushIntervalMs: 50 },
+      contextOverflow: 'reject',
     },
   });
 });
@@ -795,6 +797,15 @@ describe('metering: the same keys, limits, cache and usage as chat completions',
     expect(second.status).toBe(429);
     expect(second.headers.get('retry-after')).toBeTruthy();
     expect(upstream.requests).toHaveLength(1);
+  });
+
+  it('refuses a conversation longer than the context window, naming input (not chat messages)', async () => {
+    const r = await svc.http('POST', '/v1/responses', {
+      body: { model: 'mock-tiny', input: 'word '.repeat(200) },
+    });
+    expect(r.status).toBe(400);
+    expect(r.json().error).toMatchObject({ param: 'input', code: 'context_length_exceeded' });
+    expect(upstream.requests).toHaveLength(0);
   });
 
   it('refuses a model the key may not use, naming the field', async () => {

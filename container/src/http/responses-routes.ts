@@ -2,15 +2,30 @@ import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { RoutePlugin } from '../app';
 import { ChunkAssembler, completionToChunks, relayStream } from '../chat/chat-service';
 import { type ApiError, BadRequestError, ClientAbortError, NotFoundError } from '../errors';
+import {
+  deletedResponseSchema,
+  inputItemListSchema,
+  RESPONSES_STREAM_DESCRIPTION,
+  responseObjectSchema,
+} from '../responses/api-schemas';
 import { replayEvents } from '../responses/events';
-import { INCLUDABLES, parseResponsesRequest } from '../responses/schema';
+import {
+  inputItemsQuerySchema,
+  parseQueryWith,
+  parseResponsesRequest,
+  type ResponsesRequest,
+  responseCreateSchema,
+  retrieveQuerySchema,
+} from '../responses/schema';
 import { ResponsesService, type ResponseTurn } from '../responses/service';
 import { ResponseStore } from '../responses/store';
 import { asResponsesError } from '../responses/translate';
 import type { Telemetry } from '../telemetry/telemetry';
 import type { ChatCompletion, ChatCompletionChunk, Usage } from '../wire/chat';
 import type { ResponseStreamEvent } from '../wire/responses';
+import { METERED_HEADERS } from './api-schemas';
 import { clientSignal } from './context';
+import type { RouteDoc } from './openapi';
 import { formatCost, noteCall } from './request-log';
 import { SseWriter } from './sse';
 import { relaySse, type SseRelayOptions, type SseRoute } from './sse-relay';
@@ -56,14 +71,15 @@ export function registerResponsesHttp(app: FastifyInstance, opts: ResponsesRoute
   };
 
   const create = async (req: FastifyRequest, reply: FastifyReply) => {
+    const parsed = parseResponsesRequest(req.body);
     try {
-      return await createResponse(req, reply);
+      return await createResponse(req, reply, parsed);
     } catch (err) {
+      // Refusals from the chat path (context overflow, a provider's own checks) name chat fields.
       throw asResponsesError(err);
     }
   };
-  const createResponse = async (req: FastifyRequest, reply: FastifyReply) => {
-    const parsed = parseResponsesRequest(req.body);
+  const createResponse = async (req: FastifyRequest, reply: FastifyReply, parsed: ResponsesRequest) => {
     const principal = req.principal!;
     const ac = clientSignal(req, reply);
     req.facts.stream = parsed.stream;
@@ -101,17 +117,15 @@ export function registerResponsesHttp(app: FastifyInstance, opts: ResponsesRoute
   };
 
   const retrieve = async (req: IdRequest, reply: FastifyReply) => {
-    const q = req.query;
-    optionalIncludes(q);
-    const stream = queryBool(q, 'stream');
-    const startingAfter = queryInt(q, 'starting_after', 0, Number.MAX_SAFE_INTEGER);
+    const q = parseQueryWith(retrieveQuerySchema, req.query);
     const stored = await responses.get(req.principal!.owner, req.params.id);
     if (!stored) throw responseNotFound(req.params.id);
     req.facts.model = stored.response.model;
-    if (!stream) return stored.response;
+    if (q.stream !== 'true') return stored.response;
     // Replayed as the events of a stream, from after `starting_after` when given.
+    const after = q.starting_after;
     const events = replayEvents(stored.response).filter(
-      (e) => startingAfter === undefined || e.sequence_number > startingAfter,
+      (e) => after === undefined || e.sequence_number > after,
     );
     // Headers hooks set on the reply (CORS) go out too: a hijacked reply writes the raw response.
     const headers: Record<string, string> = { 'x-request-id': req.id };
@@ -131,19 +145,10 @@ export function registerResponsesHttp(app: FastifyInstance, opts: ResponsesRoute
   };
 
   const inputItems = async (req: IdRequest) => {
-    const q = req.query;
-    optionalIncludes(q);
-    const limit = queryInt(q, 'limit', 1, 100) ?? 20;
-    const order = queryString(q, 'order') ?? 'desc';
-    if (order !== 'asc' && order !== 'desc')
-      throw new BadRequestError(
-        `Invalid value for 'order': '${order}'. Supported values are: 'asc', 'desc'.`,
-        {
-          param: 'order',
-        },
-      );
-    const after = queryString(q, 'after');
-    const before = queryString(q, 'before');
+    const q = parseQueryWith(inputItemsQuerySchema, req.query);
+    const limit = q.limit ?? 20;
+    const order = q.order ?? 'desc';
+    const { after, before } = q;
     const stored = await responses.get(req.principal!.owner, req.params.id);
     if (!stored) throw responseNotFound(req.params.id);
     let items = order === 'asc' ? stored.context : [...stored.context].reverse();
@@ -167,11 +172,62 @@ export function registerResponsesHttp(app: FastifyInstance, opts: ResponsesRoute
     };
   };
 
+  const tags = ['Responses'];
+  const params = { id: 'The response id (resp_...)' };
+  const createDoc: RouteDoc = {
+    summary: 'Create a model response',
+    description:
+      "OpenAI's Responses API, served on the chat path of every provider family: the same keys, " +
+      'limits, reservations, cache, usage rows, cost, fallbacks and concurrency as chat ' +
+      'completions. Function tools only (built-in tools, `background`, `conversation` and ' +
+      'reusable prompts are refused with a 400 naming the field). With `store` (default true) the ' +
+      'response is kept for `previous_response_id`, `item_reference` and the GET routes.',
+    tags,
+    body: responseCreateSchema,
+    headers: { 'Cache-Control': '`no-store` bypasses the response cache' },
+    responses: {
+      200: {
+        description: `A response object. ${RESPONSES_STREAM_DESCRIPTION}`,
+        schema: responseObjectSchema,
+        headers: METERED_HEADERS,
+      },
+      404: { description: 'previous_response_id or an item_reference is not one of your stored responses' },
+      429: { description: 'A limit was hit (Retry-After says when to retry).' },
+    },
+  };
+  const retrieveDoc: RouteDoc = {
+    summary: 'Retrieve a stored response',
+    description: "Your own stored responses only; another key owner's, a deleted or an expired one is 404.",
+    tags,
+    params,
+    query: retrieveQuerySchema,
+    responses: {
+      200: {
+        description: 'The response object, or with `stream=true` its events (text/event-stream)',
+        schema: responseObjectSchema,
+      },
+    },
+  };
+  const deleteDoc: RouteDoc = {
+    summary: 'Delete a stored response',
+    tags,
+    params,
+    responses: { 200: { description: 'Deleted', schema: deletedResponseSchema } },
+  };
+  const itemsDoc: RouteDoc = {
+    summary: "List a stored response's input items",
+    description:
+      'Everything the model saw for it (earlier turns of a previous_response_id chain included), with ids.',
+    tags,
+    params,
+    query: inputItemsQuerySchema,
+    responses: { 200: { description: 'A page of items', schema: inputItemListSchema } },
+  };
   for (const p of PREFIXES) {
-    app.post(`${p}/responses`, create);
-    app.get(`${p}/responses/:id`, retrieve);
-    app.delete(`${p}/responses/:id`, remove);
-    app.get(`${p}/responses/:id/input_items`, inputItems);
+    app.post(`${p}/responses`, { config: { doc: createDoc } }, create);
+    app.get(`${p}/responses/:id`, { config: { doc: retrieveDoc } }, retrieve);
+    app.delete(`${p}/responses/:id`, { config: { doc: deleteDoc } }, remove);
+    app.get(`${p}/responses/:id/input_items`, { config: { doc: itemsDoc } }, inputItems);
   }
 }
 
@@ -181,49 +237,6 @@ function responseNotFound(id: string): NotFoundError {
     param: 'response_id',
     code: 'response_not_found',
   });
-}
-
-function queryValue(q: Record<string, unknown>, name: string): unknown {
-  return q[name] ?? q[`${name}[]`];
-}
-
-function queryString(q: Record<string, unknown>, name: string): string | undefined {
-  const v = queryValue(q, name);
-  if (v === undefined) return undefined;
-  if (typeof v !== 'string') throw new BadRequestError(`'${name}' must be given once.`, { param: name });
-  return v;
-}
-
-function queryInt(q: Record<string, unknown>, name: string, min: number, max: number): number | undefined {
-  const v = queryString(q, name);
-  if (v === undefined) return undefined;
-  const n = Number(v);
-  if (!/^\d+$/.test(v) || n < min || n > max)
-    throw new BadRequestError(`Invalid '${name}': expected an integer from ${min} to ${max}, got '${v}'.`, {
-      param: name,
-    });
-  return n;
-}
-
-function queryBool(q: Record<string, unknown>, name: string): boolean {
-  const v = queryString(q, name);
-  if (v === undefined) return false;
-  if (v !== 'true' && v !== 'false')
-    throw new BadRequestError(`Invalid '${name}': expected true or false, got '${v}'.`, { param: name });
-  return v === 'true';
-}
-
-/** `include` is accepted with OpenAI's values and ignored (nothing it adds exists here). */
-function optionalIncludes(q: Record<string, unknown>): void {
-  const v = queryValue(q, 'include');
-  if (v === undefined) return;
-  const values = Array.isArray(v) ? v : [v];
-  for (const x of values)
-    if (!(INCLUDABLES as readonly unknown[]).includes(x))
-      throw new BadRequestError(
-        `Invalid value for 'include': '${String(x)}'. Supported values are: ${INCLUDABLES.map((i) => `'${i}'`).join(', ')}.`,
-        { param: 'include' },
-      );
 }
 
 /** The `code` of a failed Response (OpenAI's set: rate limits, else a server error). */

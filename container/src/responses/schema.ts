@@ -96,16 +96,21 @@ function defaultItemType(v: unknown): unknown {
   return v;
 }
 
-export const inputItemSchema = z.preprocess(
-  defaultItemType,
-  z.discriminatedUnion('type', [
-    messageItem,
-    functionCallItem,
-    functionCallOutputItem,
-    itemReference,
-    reasoningItem,
-  ]),
-);
+export const inputItemSchema = z
+  .preprocess(
+    defaultItemType,
+    z.discriminatedUnion('type', [
+      messageItem,
+      functionCallItem,
+      functionCallOutputItem,
+      itemReference,
+      reasoningItem,
+    ]),
+  )
+  .meta({
+    description:
+      'An input item. `type` may be omitted: a message when the item has `role`, an item_reference when it has only `id`. Reasoning items are accepted and skipped.',
+  });
 
 const functionTool = z
   .object({
@@ -689,4 +694,47 @@ export function parseResponsesRequest(body: unknown): ResponsesRequest {
       max_tool_calls: b.max_tool_calls ?? null,
     },
   };
+}
+
+// ----------------------------------------------------------------------------------------------
+// Query strings of GET /v1/responses/{id} and /input_items
+
+const includeQuery = z.union([z.enum(INCLUDABLES), z.array(z.enum(INCLUDABLES))]);
+const queryFlag = z.enum(['true', 'false']);
+const queryCount = (min: number, max: number) =>
+  z
+    .string()
+    .regex(/^\d+$/, 'must be a non-negative integer')
+    .transform(Number)
+    .pipe(z.number().int().min(min).max(max));
+
+/** `GET /v1/responses/{id}`: `stream=true` replays the stored response as events. */
+export const retrieveQuerySchema = z.looseObject({
+  include: includeQuery.optional().meta({ description: "Accepted and ignored (OpenAI's include values)" }),
+  stream: queryFlag.optional().meta({ description: '`true`: the stored response as SSE events' }),
+  starting_after: queryCount(0, Number.MAX_SAFE_INTEGER)
+    .optional()
+    .meta({ description: 'With stream=true: only events after this sequence_number' }),
+  include_obfuscation: queryFlag.optional().meta({ description: 'Accepted and ignored' }),
+});
+
+/** `GET /v1/responses/{id}/input_items`. */
+export const inputItemsQuerySchema = z.looseObject({
+  limit: queryCount(1, 100).optional().meta({ description: 'Items per page, 1-100 (default 20)' }),
+  order: z.enum(['asc', 'desc']).optional().meta({ description: 'Default `desc` (newest first)' }),
+  after: z.string().optional().meta({ description: 'An item id: the page starts after it' }),
+  before: z.string().optional().meta({ description: 'An item id: the page ends before it' }),
+  include: includeQuery.optional().meta({ description: "Accepted and ignored (OpenAI's include values)" }),
+});
+
+/** Validate a query string (`include[]=...` as the SDK sends arrays is read as `include`). */
+export function parseQueryWith<S extends z.ZodType>(schema: S, query: unknown): z.output<S> {
+  const q: Record<string, unknown> = { ...((query ?? {}) as Record<string, unknown>) };
+  if (q['include[]'] !== undefined) {
+    q.include = q['include[]'];
+    delete q['include[]'];
+  }
+  const r = schema.safeParse(q, { reportInput: true });
+  if (!r.success) throw issueToError(r.error.issues[0] as z.core.$ZodIssue);
+  return r.data;
 }
