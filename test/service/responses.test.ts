@@ -30,7 +30,11 @@ beforeAll(async () => {
         mockModel(upstream, 'mock-primary', { upstreamModel: 'primary-up', fallbacks: ['mock-backup'] }),
         mockModel(upstream, 'mock-backup', { upstreamModel: 'backup-up' }),
         mockModel(upstream, 'mock-slow', { upstreamModel: 'slow-up', timeoutMs: 400 }),
-        mockModel(upstream, 'mock-tiny', { upstreamModel: 'tiny-up', contextWindow: 64, maxOutputTokens: 16 }),
+        mockModel(upstream, 'mock-tiny', {
+          upstreamModel: 'tiny-up',
+          contextWindow: 64,
+          maxOutputTokens: 16,
+        }),
         { id: 'sim', provider: 'simulator', simulator: { ttftMs: 5, tokensPerSecond: 2000 } },
       ],
       tiers: { basic: { limits: { rpm: 10_000 }, models: ['*'] } },
