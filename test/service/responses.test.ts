@@ -847,6 +847,27 @@ describe('metering: the same keys, limits, cache and usage as chat completions',
   });
 });
 
+describe('when the responses table is unavailable', () => {
+  it('still answers (streamed or not); the response is just not retrievable', async () => {
+    const broken = await startTestService({
+      stack,
+      plugins: [registerResponsesRoutes],
+      env: { TOLLGATE_TABLE_RESPONSES: 'no-such-responses-table' },
+      config: { models: [mockModel(upstream, 'mock-small')] },
+    });
+    try {
+      upstream.enqueue('mock-small', { kind: 'reply', content: 'still here' });
+      const r = await broken.client().responses.create({ model: 'mock-small', input: 'x' });
+      expect(r.output_text).toBe('still here');
+      upstream.enqueue('mock-small', { kind: 'stream', tokens: ['streamed ', 'anyway'] });
+      const s = await broken.client().responses.stream({ model: 'mock-small', input: 'y' }).finalResponse();
+      expect(s.output_text).toBe('streamed anyway');
+    } finally {
+      await broken.stop();
+    }
+  });
+});
+
 describe('the simulator family', () => {
   it('answers, streams and chains through the Responses API with no upstream', async () => {
     const client = svc.client();
