@@ -285,6 +285,12 @@ describe('responses.create (openai SDK)', () => {
     upstream.enqueue('backup-up', { kind: 'reply', content: 'from backup' });
     const r = await svc.client().responses.create({ model: 'mock-primary', input: 'hi' });
     expect(r.output_text).toBe('from backup');
+    expect(r.model).toBe('mock-backup');
+    upstream.enqueue('primary-up', { kind: 'error', status: 502 });
+    upstream.enqueue('backup-up', { kind: 'stream', tokens: ['saved'] });
+    const s = await svc.client().responses.stream({ model: 'mock-primary', input: 'hi' }).finalResponse();
+    expect(s.output_text).toBe('saved');
+    expect(s.model).toBe('mock-backup');
   });
 
   it('relays an upstream refusal of the request as the same 4xx, and a 5xx as 502', async () => {

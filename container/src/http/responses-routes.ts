@@ -293,6 +293,7 @@ function streamResponse(turn: ResponseTurn, hit: ChatCompletion | null, ac: Abor
         const opened = await call.openStream().catch((err) => {
           throw asResponsesError(err);
         });
+        turn.servedBy(opened.model.config.id);
         // The upstream accepted: from here on the client sees the response being made.
         started = true;
         await sendEvents(sse, events.start());

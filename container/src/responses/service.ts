@@ -83,8 +83,14 @@ export class ResponseTurn {
     return this.base.id;
   }
 
+  /** The model that answers (a fallback, maybe): its public id goes on the response, as on chat. */
+  servedBy(modelId: string): void {
+    this.base.model = modelId;
+  }
+
   /** The Response for a finished (non-streamed) chat completion. */
   fromCompletion(c: ChatCompletion, summary: CallSummary | null): Response {
+    if (summary) this.servedBy(summary.model);
     const output = completionOutput(c, this.ids);
     const { status, incomplete_details } = statusOf(c.choices[0]?.finish_reason);
     return buildResponse(this.base, {
