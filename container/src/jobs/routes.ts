@@ -6,10 +6,10 @@ import type { SQSClient } from '@aws-sdk/client-sqs';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { RoutePlugin } from '../app';
 import { validateChatRequest } from '../chat/validate';
-import { NotFoundError, ServiceUnavailableError } from '../errors';
+import { BadRequestError, NotFoundError, ServiceUnavailableError } from '../errors';
 import type { Runtime } from '../runtime';
 import type { ChatCompletion } from '../wire/chat';
-import { type JobRow, JobStore, resultOf } from './job-store';
+import { type FailedJob, type JobRow, JobStore, resultOf } from './job-store';
 import { JobProducer, parseIdempotencyKey } from './producer';
 import { createSqsClient, QueueDepthGate, queueStats } from './queue';
 import { JOB_ID_RE } from './schema';
@@ -124,6 +124,47 @@ function register(app: FastifyInstance, rt: Runtime, options: AsyncRoutesOptions
   };
   app.get('/v1/chat/async/:id', status);
   app.get('/api/v1/requests/:id', status);
+
+  app.get('/admin/jobs/failed', { config: { auth: 'admin' } }, async (req) => {
+    const q = req.query as Record<string, unknown>;
+    const raw = q.limit ?? '20';
+    const limit = typeof raw === 'string' && /^\d{1,3}$/.test(raw) ? Number(raw) : Number.NaN;
+    if (!(limit >= 1 && limit <= 100))
+      throw new BadRequestError("'limit' must be an integer from 1 to 100.", { param: 'limit' });
+    let failed: FailedJob[];
+    try {
+      failed = await store.recentFailures(limit, { signal: AbortSignal.timeout(5000) });
+    } catch (err) {
+      telemetry.logger.warn('failed jobs unavailable', { error: (err as Error).message });
+      throw new ServiceUnavailableError('The jobs table is unreachable.', {
+        code: 'jobs_unavailable',
+        retryAfterSeconds: 2,
+      });
+    }
+    return {
+      object: 'list',
+      data: failed.map((j) => ({
+        id: j.jobId,
+        object: JOB_OBJECT,
+        status: 'failed' as const,
+        owner: j.owner,
+        key_id: j.keyId,
+        model: j.model,
+        attempts: j.attempts,
+        created: Math.floor(j.createdAt / 1000),
+        failed: Math.floor(j.failedAt / 1000),
+        error: j.error
+          ? {
+              message: j.error.message,
+              type: j.error.type,
+              param: j.error.param,
+              code: j.error.code,
+              status: j.error.status,
+            }
+          : null,
+      })),
+    };
+  });
 
   app.get('/admin/queue', { config: { auth: 'admin' } }, async () => {
     if (!queueUrl) throw noQueue();
