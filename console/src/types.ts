@@ -9,6 +9,8 @@ export interface Limits {
 
 export interface ModelInfo {
   id: string;
+  /** What the model serves: `chat`, `embeddings`. */
+  endpoints: string[];
   context_window: number;
   pricing: { input_per_1m: number; output_per_1m: number; cached_input_per_1m: number };
   simulated: boolean;

@@ -91,6 +91,7 @@ async function dev(): Promise<void> {
 
   const base = server.url;
   const models = server.runtime.router.list().map((e) => e.config.id);
+  const chatModel = server.runtime.router.list().find((e) => e.config.endpoints.includes('chat'))?.config.id;
   const upstream =
     env.openaiBaseUrl ??
     (env.configPath ? `models from ${env.configPath}` : 'built-in simulator (no upstream configured)');
@@ -113,7 +114,7 @@ ${notes.map((n) => `    note:      ${n}\n`).join('')}
   Try (in another terminal):
     export DEV_KEY=${devKey}
     curl ${base}/v1/chat/completions -H "Authorization: Bearer $DEV_KEY" \\
-      -H "Content-Type: application/json" -d '{"model":"${models[0]}","messages":[{"role":"user","content":"Hello!"}]}'
+      -H "Content-Type: application/json" -d '{"model":"${chatModel}","messages":[{"role":"user","content":"Hello!"}]}'
 `);
 }
 

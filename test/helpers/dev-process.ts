@@ -28,7 +28,8 @@ export interface DevProcess {
 export const ROOT = join(__dirname, '..', '..');
 
 /** Variables a test runner leaves in its environment that would point the child elsewhere. */
-const DROP = /^(AWS_ENDPOINT_URL.*|REDIS_.*|TOLLGATE_.*|PORT|HOST|POWERTOOLS_.*|TEST_LOG|NO_COLOR|FORCE_COLOR)$/;
+const DROP =
+  /^(AWS_ENDPOINT_URL.*|REDIS_.*|TOLLGATE_.*|PORT|HOST|POWERTOOLS_.*|TEST_LOG|NO_COLOR|FORCE_COLOR)$/;
 
 export async function startDev(env: Record<string, string> = {}, timeoutMs = 60_000): Promise<DevProcess> {
   const base = Object.fromEntries(Object.entries(process.env).filter(([k]) => !DROP.test(k)));
@@ -50,7 +51,10 @@ export async function startDev(env: Record<string, string> = {}, timeoutMs = 60_
   );
   const closed = new Promise<void>((resolve) => proc.once('close', () => resolve()));
   const banner = await new Promise<{ url: string; adminKey: string; devKey: string }>((resolve, reject) => {
-    const t = setTimeout(() => reject(new Error(`npm run dev did not start in ${timeoutMs} ms:\n${out}`)), timeoutMs);
+    const t = setTimeout(
+      () => reject(new Error(`npm run dev did not start in ${timeoutMs} ms:\n${out}`)),
+      timeoutMs,
+    );
     const check = () => {
       const url = /Tollgate is running at (http:\/\/\S+)/.exec(out)?.[1];
       const adminKey = /admin key: +(\S+)/.exec(out)?.[1];

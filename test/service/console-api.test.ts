@@ -42,7 +42,10 @@ beforeAll(async () => {
       mockModel(upstream, 'mock-large', { pricing: { input: 5, output: 15 } }),
     ],
     tiers: {
-      basic: { limits: { rpm: 100, tpm: 100_000, daily_tokens: 1_000_000, monthly_budget_usd: 10 }, models: ['*'] },
+      basic: {
+        limits: { rpm: 100, tpm: 100_000, daily_tokens: 1_000_000, monthly_budget_usd: 10 },
+        models: ['*'],
+      },
       unlimited: { limits: {}, models: ['*'] },
     },
     usage: { flushIntervalMs: 100 },
@@ -66,7 +69,10 @@ beforeEach(() => upstream.reset());
 const admin = (method: string, path: string, body?: object) =>
   svc.http(method, path, { key: ADMIN_KEY, ...(body ? { body } : {}) });
 const chat = (key: string, model: string, q: string) =>
-  svc.http('POST', '/v1/chat/completions', { key, body: { model, messages: [{ role: 'user', content: q }] } });
+  svc.http('POST', '/v1/chat/completions', {
+    key,
+    body: { model, messages: [{ role: 'user', content: q }] },
+  });
 const records = (owner: string) =>
   queryUsageRecords(svc.server.runtime.doc, svc.server.runtime.env.tables.usage, owner);
 
@@ -127,7 +133,8 @@ describe('usage series', () => {
       [a.key, 'mock-large'],
       [b.key, 'mock-small'],
     ];
-    for (const [i, [key, model]] of plan.entries()) expect((await chat(key, model, `q${i}`)).status).toBe(200);
+    for (const [i, [key, model]] of plan.entries())
+      expect((await chat(key, model, `q${i}`)).status).toBe(200);
     const rows = await eventually(async () => {
       const r = await records(owner);
       return r.length === plan.length ? r : undefined;
@@ -135,7 +142,9 @@ describe('usage series', () => {
     const hour = new Date(rows[0]!.ts).toISOString().slice(0, 13);
     const series = await eventually(async () => {
       const s = (await admin('GET', `/admin/usage/series?owner=${owner}&start=${hour}&end=${hour}`)).json();
-      return s.data?.reduce((n: number, p: { requests: number }) => n + p.requests, 0) === plan.length ? s : undefined;
+      return s.data?.reduce((n: number, p: { requests: number }) => n + p.requests, 0) === plan.length
+        ? s
+        : undefined;
     });
     const sum = (f: (r: (typeof rows)[number]) => boolean) => {
       const sel = rows.filter(f);
@@ -163,16 +172,26 @@ describe('usage series', () => {
     expect(series.totals).toMatchObject(sum(() => true));
 
     const day = hour.slice(0, 10);
-    const byDay = (await admin('GET', `/admin/usage/series?granularity=day&owner=${owner}&group_by=model&start=${day}&end=${day}`)).json();
+    const byDay = (
+      await admin(
+        'GET',
+        `/admin/usage/series?granularity=day&owner=${owner}&group_by=model&start=${day}&end=${day}`,
+      )
+    ).json();
     expect(byDay.data).toEqual([
       expect.objectContaining({ period: day, model: 'mock-large', requests: 1 }),
       expect.objectContaining({ period: day, model: 'mock-small', ...sum((r) => r.model === 'mock-small') }),
     ]);
     expect(byDay.data[0]).not.toHaveProperty('key_id');
-    const oneKey = (await admin('GET', `/admin/usage/series?key_id=${b.id}&group_by=&start=${hour}&end=${hour}`)).json();
+    const oneKey = (
+      await admin('GET', `/admin/usage/series?key_id=${b.id}&group_by=&start=${hour}&end=${hour}`)
+    ).json();
     expect(oneKey.data).toEqual([expect.objectContaining({ period: hour, requests: 1 })]);
 
-    const csv = await admin('GET', `/admin/usage/series?owner=${owner}&group_by=key_id&format=csv&start=${hour}&end=${hour}`);
+    const csv = await admin(
+      'GET',
+      `/admin/usage/series?owner=${owner}&group_by=key_id&format=csv&start=${hour}&end=${hour}`,
+    );
     expect(csv.headers.get('content-type')).toMatch(/^text\/csv/);
     expect(csv.headers.get('content-disposition')).toContain('attachment');
     const lines = csv.text.trimEnd().split('\r\n');
@@ -208,7 +227,9 @@ describe('hourly aggregates', () => {
    * then cuts the connection before the answer reaches the service: the write landed, the writer
    * does not know, and retries it.
    */
-  async function lossyProxy(target: string): Promise<{ url: string; cut: () => number; close: () => Promise<void> }> {
+  async function lossyProxy(
+    target: string,
+  ): Promise<{ url: string; cut: () => number; close: () => Promise<void> }> {
     const t = new URL(target);
     let cuts = 0;
     let armed = true;
@@ -351,10 +372,20 @@ describe('failed jobs', () => {
       jobId: `job_${randomUUID().replace(/-/g, '')}${i.toString(16)}`,
       owner: 'jobs-owner',
       keyId: 'key_jobs',
-      principal: { keyId: 'key_jobs', owner: 'jobs-owner', tier: 'basic', limits: {}, models: ['*'], maxTokensCap: undefined },
+      principal: {
+        keyId: 'key_jobs',
+        owner: 'jobs-owner',
+        tier: 'basic',
+        limits: {},
+        models: ['*'],
+        maxTokensCap: undefined,
+      },
       model: 'mock-small',
       status: 'queued',
-      request: JSON.stringify({ model: 'mock-small', messages: [{ role: 'user', content: 'secret prompt' }] }),
+      request: JSON.stringify({
+        model: 'mock-small',
+        messages: [{ role: 'user', content: 'secret prompt' }],
+      }),
       requestHash: 'h',
       createdAt: now - 10_000 + i,
       expiresAt: Math.floor(now / 1000) + 3600,
@@ -366,7 +397,13 @@ describe('failed jobs', () => {
     // One fails in a worker attempt, one after its message died (DLQ); one completes.
     const claimed = await store.claim(first.jobId, now, now + 60_000);
     expect(claimed.kind).toBe('claimed');
-    const err = { message: 'bad logit_bias', type: 'invalid_request_error', param: null, code: 'invalid_value', status: 400 };
+    const err = {
+      message: 'bad logit_bias',
+      type: 'invalid_request_error',
+      param: null,
+      code: 'invalid_value',
+      status: 400,
+    };
     expect(await store.fail(first.jobId, 1, now - 2000, err, undefined)).toBe(true);
     const dead = await store.failDead(second.jobId, now - 1000, () => ({
       message: 'the job failed 3 times',
@@ -377,7 +414,13 @@ describe('failed jobs', () => {
     }));
     expect(dead.kind).toBe('failed');
     await store.claim(fine.jobId, now, now + 60_000);
-    await store.complete(fine.jobId, 1, now, { id: 'c', object: 'chat.completion', created: 0, model: 'm', choices: [] }, undefined);
+    await store.complete(
+      fine.jobId,
+      1,
+      now,
+      { id: 'c', object: 'chat.completion', created: 0, model: 'm', choices: [] },
+      undefined,
+    );
 
     const r = await eventually(async () => {
       const list = (await admin('GET', '/admin/jobs/failed?limit=50')).json().data as Array<{ id: string }>;

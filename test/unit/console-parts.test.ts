@@ -13,7 +13,13 @@ import {
 } from '../../container/src/limits/limiter';
 import { type RedisServer, startRedisServer } from '../../container/src/local/redis';
 import { Telemetry } from '../../container/src/telemetry/telemetry';
-import { bucketLow, bucketOf, type Histogram, observe, quantile } from '../../container/src/usage/latency-histogram';
+import {
+  bucketLow,
+  bucketOf,
+  type Histogram,
+  observe,
+  quantile,
+} from '../../container/src/usage/latency-histogram';
 import { type HourlyUsage, toSeries, totalsOf } from '../../container/src/usage/usage-series';
 
 const telemetry = new Telemetry({ serviceName: 'test', namespace: 'Test' });
@@ -183,7 +189,13 @@ describe('usage series', () => {
 
   it('totals requests, errors, cache hit rate and percentiles', () => {
     const t = totalsOf(rows);
-    expect(t).toMatchObject({ requests: 6, errors: 1, cached_requests: 1, total_tokens: 45, cost_usd: 0.004 });
+    expect(t).toMatchObject({
+      requests: 6,
+      errors: 1,
+      cached_requests: 1,
+      total_tokens: 45,
+      cost_usd: 0.004,
+    });
     expect(t.cache_hit_rate).toBeCloseTo(1 / 6, 4);
     expect(t.latency_ms.p50).toBeGreaterThan(90);
     expect(t.latency_ms.p50).toBeLessThan(110);
@@ -192,7 +204,9 @@ describe('usage series', () => {
   });
 
   it('writes CSV a spreadsheet cannot mistake for formulas', () => {
-    const csv = seriesCsv(toSeries([hourly({ owner: '=cmd|calc', model: 'a,"b"' })], 'hour', ['owner', 'model']));
+    const csv = seriesCsv(
+      toSeries([hourly({ owner: '=cmd|calc', model: 'a,"b"' })], 'hour', ['owner', 'model']),
+    );
     const [header, line] = csv.trimEnd().split('\r\n');
     expect(header).toBe(
       'period,owner,key_id,model,requests,errors,prompt_tokens,completion_tokens,total_tokens,cached_tokens,cost_usd,cached_requests',

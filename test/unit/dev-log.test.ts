@@ -100,7 +100,12 @@ describe('dev log lines', () => {
 describe('DevLogger', () => {
   it('is the Powertools Logger: levels filter, warnings go to stderr, info to stdout', () => {
     const c = capture();
-    const log = new DevLogger({ serviceName: 'tollgate-api', logLevel: 'INFO', sink: c.sink, style: { color: false } });
+    const log = new DevLogger({
+      serviceName: 'tollgate-api',
+      logLevel: 'INFO',
+      sink: c.sink,
+      style: { color: false },
+    });
     log.debug('hidden at INFO');
     log.info('listening', { url: 'http://127.0.0.1:8080' });
     log.warn('redis not reachable at start; retrying in the background');

@@ -37,8 +37,13 @@ interface Usage {
 
 interface WireModel {
   id: string;
+  endpoints?: string[];
   pricing?: ModelInfo['pricing'];
 }
+
+/** Models the playground can chat with (an entry without `endpoints` is a chat model). */
+const chatModels = <T extends WireModel>(all: T[]): T[] =>
+  all.filter((m) => !m.endpoints || m.endpoints.includes('chat'));
 
 /** Cost at the catalogue's list prices, for streams (a stream sends no cost header). */
 function costOf(u: Usage, p: ModelInfo['pricing'] | undefined): number | null {
@@ -59,8 +64,8 @@ export function PlaygroundPage({ ctx }: { ctx: Ctx }) {
   const [sessionKey, setSessionKey] = useState<StoredKey | null>(session.playgroundKey());
   const [pasted, setPasted] = useState('');
   const [keyError, setKeyError] = useState<string | null>(null);
-  const [models, setModels] = useState<WireModel[]>(ctx.catalogue.models);
-  const [model, setModel] = useState(ctx.catalogue.models[0]?.id ?? '');
+  const [models, setModels] = useState<WireModel[]>(chatModels(ctx.catalogue.models));
+  const [model, setModel] = useState(chatModels(ctx.catalogue.models)[0]?.id ?? '');
   const [stream, setStream] = useState(true);
   const [prompt, setPrompt] = useState('');
   const [messages, setMessages] = useState<Message[]>([]);
@@ -103,9 +108,10 @@ export function PlaygroundPage({ ctx }: { ctx: Ctx }) {
     const ac = new AbortController();
     call<{ data: WireModel[] }>('/v1/models', { key, signal: ac.signal })
       .then((r) => {
-        setModels(r.data);
+        const chat = chatModels(r.data);
+        setModels(chat);
         setKeyError(null);
-        setModel((cur) => (r.data.some((m) => m.id === cur) ? cur : (r.data[0]?.id ?? cur)));
+        setModel((cur) => (chat.some((m) => m.id === cur) ? cur : (chat[0]?.id ?? cur)));
       })
       .catch((err: unknown) => {
         if ((err as Error).name === 'AbortError') return;

@@ -213,5 +213,13 @@ export function simulatorModels(): ModelConfig[] {
   return [
     modelSchema.parse({ ...base, id: 'simulator', contextWindow: 128_000 }),
     modelSchema.parse({ ...base, id: 'simulator-large', contextWindow: 200_000 }),
+    // Deterministic unit vectors, so embeddings work with no upstream too.
+    modelSchema.parse({
+      ...base,
+      id: 'simulator-embedding',
+      endpoints: ['embeddings'],
+      contextWindow: 8192,
+      dimensions: 256,
+    }),
   ];
 }

@@ -204,6 +204,7 @@ export function registerAdminConsoleRoutes(app: FastifyInstance, rt: Runtime): v
     ),
     models: router.list().map((e) => ({
       id: e.config.id,
+      endpoints: e.config.endpoints,
       context_window: e.config.contextWindow,
       pricing: {
         input_per_1m: e.config.pricing.input,
