@@ -2,8 +2,13 @@
  * The pieces under the operator console that need no service: the limiter's read of its live
  * counters (Redis and in process), the latency histograms, usage series and their CSV.
  */
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { Redis } from 'ioredis';
+import { buildConsole, writeConsole } from '../../console/build';
 import { seriesCsv } from '../../container/src/http/admin-console-routes';
+import { loadConsoleAssets } from '../../container/src/http/console-routes';
 import {
   type AdmitArgs,
   Limiter,
@@ -213,4 +218,27 @@ describe('usage series', () => {
     );
     expect(line).toBe(`2026-12-04T10,"'=cmd|calc",,"a,""b""",1,0,10,5,15,0,0.001,0`);
   });
+});
+
+describe('console build', () => {
+  it('writes a page with no inline script, style or handler, whose every asset the route module then serves', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'tg-console-'));
+    try {
+      writeConsole(await buildConsole(), dir);
+      const assets = loadConsoleAssets([join(dir, 'missing'), dir]);
+      expect(assets).not.toBeNull();
+      const html = assets!.get('index.html')!.body.toString();
+      const refs = [...html.matchAll(/"\/console\/assets\/([^"]+)"/g)].map((m) => m[1]);
+      expect(refs).toHaveLength(3);
+      for (const r of refs) expect(assets!.has(r as string)).toBe(true);
+      expect(refs.some((r) => /^app-[A-Z0-9]+\.js$/.test(r as string))).toBe(true);
+      expect(html.match(/<script/g)).toHaveLength(1);
+      expect(html).toMatch(/<script type="module" src="\/console\/assets\/app-[A-Z0-9]+\.js"><\/script>/);
+      expect(html).not.toMatch(/\son[a-z]+=|style=|<style|https?:\/\//i);
+      expect(assets!.get(refs[0] as string)!.etag).toMatch(/^"[A-Za-z0-9_-]{22}"$/);
+      expect(loadConsoleAssets([join(dir, 'missing')])).toBeNull();
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  }, 30_000);
 });

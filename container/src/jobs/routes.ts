@@ -121,8 +121,9 @@ function register(app: FastifyInstance, rt: Runtime, options: AsyncRoutesOptions
     req.facts.model = job.model;
     return jobView(job);
   };
-  app.get('/v1/chat/async/:id', status);
-  app.get('/api/v1/requests/:id', status);
+  // Every /v1 path is also under /api/v1; /api/v1/requests/{id} is the original tutorial's name.
+  for (const url of ['/v1/chat/async/:id', '/api/v1/chat/async/:id', '/api/v1/requests/:id'])
+    app.get(url, status);
 
   app.get('/admin/jobs/failed', { config: { auth: 'admin' } }, async (req) => {
     const q = req.query as Record<string, unknown>;
