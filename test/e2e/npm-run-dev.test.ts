@@ -9,6 +9,8 @@
  * forwarded one) as one stop request.
  */
 import { spawn } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import { createServer } from 'node:net';
 import { join } from 'node:path';
 import type { LocalStack } from '../../container/src/local/stack';
 import { openStream, ROOT, startDev } from '../helpers/dev-process';
@@ -46,9 +48,87 @@ describe('Ctrl-C through npm run dev', () => {
       expect(out).toMatch(/POST \/v1\/chat\/completions {2}200 {2}slow-sim/);
       expect(out).toContain('stopped');
       expect(out).not.toContain('left unwritten');
+      // redis-server runs in its own process group: the Ctrl-C did not stop it under the drain.
+      expect(out).not.toContain('rate limiter store unavailable');
     } finally {
       await dev.interrupt();
     }
+  }, 90_000);
+});
+
+/** Local addresses (hex, as the kernel writes them) listening on a TCP port, from /proc/net/tcp. */
+function listenersOn(port: number): string[] {
+  const hexPort = port.toString(16).toUpperCase().padStart(4, '0');
+  return readFileSync('/proc/net/tcp', 'utf8')
+    .split('\n')
+    .slice(1)
+    .map((l) => l.trim().split(/\s+/))
+    .filter((f) => f[1]?.endsWith(`:${hexPort}`) && f[3] === '0A')
+    .map((f) => (f[1] as string).split(':')[0] as string);
+}
+
+describe('npm run dev for a person at a terminal', () => {
+  it('listens on 127.0.0.1 only, prints the console URL, one line per request, no EMF and no SDK notice', async () => {
+    const dev = await startDev({ TOLLGATE_CONFIG_JSON: SLOW });
+    try {
+      const port = Number(new URL(dev.url).port);
+      expect(new URL(dev.url).hostname).toBe('127.0.0.1');
+      expect(listenersOn(port)).toEqual(['0100007F']);
+      expect(dev.output()).toContain(`console:   ${dev.url}/console`);
+      expect(dev.output()).toContain('export DEV_KEY=');
+      const stream = await openStream(dev.url, dev.devKey, ASK);
+      await stream.rest();
+      // The metrics flush runs once a second: give it two.
+      await new Promise((r) => setTimeout(r, 2200));
+      const out = dev.output();
+      const line = out.split('\n').find((l) => l.includes('POST /v1/chat/completions'));
+      expect(line).toMatch(
+        /^\d\d:\d\d:\d\d\.\d{3} {2}POST \/v1\/chat\/completions {2}200 {2}slow-sim {2}\d+→\d+ tok {2}\$0 {2}\d+ms \(ttft \d+ms\) {2}stream/,
+      );
+      expect(out).not.toContain('"_aws"');
+      expect(out).not.toContain('NodeVersionSupportWarning');
+      expect(out).not.toMatch(/^\{"level"/m);
+    } finally {
+      await dev.interrupt();
+    }
+  }, 90_000);
+
+  it('shows the EMF documents when POWERTOOLS_METRICS_DISABLED=false asks for them', async () => {
+    const dev = await startDev({ POWERTOOLS_METRICS_DISABLED: 'false' });
+    try {
+      expect(
+        (await fetch(`${dev.url}/v1/models`, { headers: { authorization: `Bearer ${dev.devKey}` } })).status,
+      ).toBe(200);
+      const deadline = Date.now() + 5000;
+      while (!dev.output().includes('"_aws"') && Date.now() < deadline)
+        await new Promise((r) => setTimeout(r, 100));
+      expect(dev.output()).toContain('"CloudWatchMetrics"');
+    } finally {
+      await dev.interrupt();
+    }
+  }, 90_000);
+
+  it('says in one line which PORT is busy, and exits 1', async () => {
+    const holder = createServer();
+    await new Promise<void>((r) => holder.listen(0, '127.0.0.1', r));
+    const addr = holder.address();
+    const port = typeof addr === 'object' && addr ? addr.port : 0;
+    let failure = '';
+    try {
+      await startDev({ PORT: String(port) });
+    } catch (err) {
+      failure = (err as Error).message;
+    } finally {
+      holder.close();
+    }
+    expect(failure).toContain('npm run dev exited with 1');
+    const lines = failure.split('\n').filter((l) => l.includes('failed to start'));
+    expect(lines).toEqual([
+      `tollgate dev failed to start: port ${port} is already in use (127.0.0.1:${port}); set PORT to a free port (e.g. PORT=8081) or stop the other process.`,
+    ]);
+    // No stack trace.
+    expect(failure).not.toMatch(/^\s+at /m);
+    expect(failure).not.toContain('EADDRINUSE');
   }, 90_000);
 });
 
