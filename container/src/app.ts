@@ -5,6 +5,7 @@ import { registerAdminConsoleRoutes } from './http/admin-console-routes';
 import { registerAdminRoutes } from './http/admin-routes';
 import { registerBasicRoutes } from './http/basic-routes';
 import { registerChatRoutes } from './http/chat-routes';
+import { installCors } from './http/cors';
 import { registerEmbeddingsRoutes } from './http/embeddings-routes';
 import {
   clientErrorHandler,
@@ -66,6 +67,8 @@ export function buildApp(rt: Runtime, plugins: RoutePlugin[] = []): FastifyInsta
     },
   });
 
+  // Before every hook: a preflight is answered ahead of authentication.
+  installCors(app, env.corsOrigins ?? rt.config.cors.allowedOrigins);
   installJsonBodyParser(app);
 
   app.decorateRequest('principal', null);

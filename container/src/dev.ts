@@ -68,6 +68,8 @@ async function dev(): Promise<void> {
     process.env[name] ||= `${prefix}${randomBytes(18).toString('base64url')}`;
     return process.env[name] as string;
   };
+  // Browser apps on any localhost port may call the API in dev (none are allowed by default).
+  process.env['TOLLGATE_CORS_ORIGINS'] ??= 'localhost';
   const devKey = key('TOLLGATE_DEV_API_KEY', 'sk-tg-dev-');
   const adminKey = key('TOLLGATE_ADMIN_API_KEY', 'sk-tg-admin-');
   let server: Awaited<ReturnType<typeof main>>;

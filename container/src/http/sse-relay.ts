@@ -5,6 +5,14 @@ import type { Telemetry } from '../telemetry/telemetry';
 import { noteCall, requestRecord } from './request-log';
 import { SseWriter } from './sse';
 
+function replyHeaders(reply: FastifyReply): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const [k, v] of Object.entries(reply.getHeaders())) {
+    if (v !== undefined) out[k] = Array.isArray(v) ? v.join(', ') : String(v);
+  }
+  return out;
+}
+
 /** How one streaming route writes its answer; the relay does the rest. */
 export interface SseRoute {
   /**
@@ -46,7 +54,9 @@ export async function relaySse(
   o: SseRelayOptions,
 ): Promise<FastifyReply> {
   reply.hijack();
-  const headers = () => ({ 'x-request-id': req.id, ...call.headers() });
+  // Headers hooks set on the reply (CORS, connection: close while draining) go out too: a
+  // hijacked reply writes the raw response itself.
+  const headers = () => ({ ...replyHeaders(reply), 'x-request-id': req.id, ...call.headers() });
   const sse = new SseWriter(reply.raw, headers);
   const stopPings = sse.keepAlive(o.pingIntervalMs);
   let status = 200;

@@ -4,11 +4,10 @@
  * The steps run in order on one page (one signed-in tab), each an `it` of its own.
  */
 import { randomUUID } from 'node:crypto';
-import { existsSync } from 'node:fs';
-import { type Browser, type BrowserContext, chromium, type Page } from 'playwright-core';
+import type { Browser, BrowserContext, Page } from 'playwright-core';
+import { launchBrowser } from '../helpers/browser';
 import { type DevProcess, startDev } from '../helpers/dev-process';
 
-const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
 /** A simulator slow enough that a streamed answer takes ~2 s: text shows while it is still coming. */
 const CONFIG = JSON.stringify({
   models: [
@@ -41,20 +40,8 @@ const adminApi = async (path: string, init: RequestInit = {}) => {
 };
 
 beforeAll(async () => {
-  if (!existsSync(CHROMIUM))
-    throw new Error(`no Chromium at ${CHROMIUM}: apt-get install -y chromium (.ci/run does)`);
   dev = await startDev({ TOLLGATE_CONFIG_JSON: CONFIG });
-  browser = await chromium.launch({
-    executablePath: CHROMIUM,
-    args: [
-      '--no-sandbox',
-      '--disable-background-networking',
-      '--disable-gpu',
-      '--disable-component-update',
-      '--disable-sync',
-      '--no-first-run',
-    ],
-  });
+  browser = await launchBrowser();
   context = await browser.newContext({ viewport: { width: 1400, height: 900 } });
   await context.grantPermissions(['clipboard-read', 'clipboard-write'], { origin: dev.url });
   page = await context.newPage();
