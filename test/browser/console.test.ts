@@ -167,7 +167,11 @@ describe('the operator console', () => {
     await form.waitFor({ state: 'detached' });
     const k = (await adminApi(`/admin/keys?owner=${owner}`)).body.data[0];
     expect(k.limits).toEqual({ rpm: 5, daily_tokens: 50000 });
-    await expect(rowOf(newKeyId).locator('[data-standing=rpm]').textContent()).resolves.toContain('0 / 5');
+    // The standing shows the new limits once it is read again (at once after a save).
+    await page.waitForFunction(
+      (id) => document.querySelector(`tr[data-key-id="${id}"] [data-standing=rpm]`)?.textContent === '0 / 5',
+      newKeyId,
+    );
     await page.waitForFunction(
       (id) =>
         document

@@ -25,10 +25,26 @@ const ASK = {
   messages: [{ role: 'user', content: 'Please explain, at some length, how a toll gate works.' }],
 };
 
+/** Local addresses (hex, as the kernel writes them) listening on a TCP port, from /proc/net/tcp. */
+function listenersOn(port: number): string[] {
+  const hexPort = port.toString(16).toUpperCase().padStart(4, '0');
+  return readFileSync('/proc/net/tcp', 'utf8')
+    .split('\n')
+    .slice(1)
+    .map((l) => l.trim().split(/\s+/))
+    .filter((f) => f[1]?.endsWith(`:${hexPort}`) && f[3] === '0A')
+    .map((f) => (f[1] as string).split(':')[0] as string);
+}
+
 describe('Ctrl-C through npm run dev', () => {
   it('drains: SIGINT to the process group with a stream open, and the stream still ends with [DONE]', async () => {
     const dev = await startDev({ TOLLGATE_CONFIG_JSON: SLOW });
     try {
+      // As a person meets it: loopback only, the console URL and the DEV_KEY line in the banner.
+      expect(new URL(dev.url).hostname).toBe('127.0.0.1');
+      expect(listenersOn(Number(new URL(dev.url).port))).toEqual(['0100007F']);
+      expect(dev.output()).toContain(`console:   ${dev.url}/console`);
+      expect(dev.output()).toContain(`export DEV_KEY=${dev.devKey}`);
       const stream = await openStream(dev.url, dev.devKey, ASK);
       expect(stream.first).toContain('data: {');
       let outputAtNpmExit = '';
@@ -45,7 +61,14 @@ describe('Ctrl-C through npm run dev', () => {
       expect(outputAtNpmExit).toContain('stopped');
       const out = dev.output();
       expect(out).toContain('draining');
-      expect(out).toMatch(/POST \/v1\/chat\/completions {2}200 {2}slow-sim/);
+      // One readable line for the request; no JSON, no EMF documents, no SDK Node-version notice.
+      const line = out.split('\n').find((l) => l.includes('POST /v1/chat/completions'));
+      expect(line).toMatch(
+        /^\d\d:\d\d:\d\d\.\d{3} {2}POST \/v1\/chat\/completions {2}200 {2}slow-sim {2}\d+→\d+ tok {2}\$0 {2}\d+ms \(ttft \d+ms\) {2}stream/,
+      );
+      expect(out).not.toMatch(/^\{"level"/m);
+      expect(out).not.toContain('"_aws"');
+      expect(out).not.toContain('NodeVersionSupportWarning');
       expect(out).toContain('stopped');
       expect(out).not.toContain('left unwritten');
       // redis-server runs in its own process group: the Ctrl-C did not stop it under the drain.
@@ -56,43 +79,7 @@ describe('Ctrl-C through npm run dev', () => {
   }, 90_000);
 });
 
-/** Local addresses (hex, as the kernel writes them) listening on a TCP port, from /proc/net/tcp. */
-function listenersOn(port: number): string[] {
-  const hexPort = port.toString(16).toUpperCase().padStart(4, '0');
-  return readFileSync('/proc/net/tcp', 'utf8')
-    .split('\n')
-    .slice(1)
-    .map((l) => l.trim().split(/\s+/))
-    .filter((f) => f[1]?.endsWith(`:${hexPort}`) && f[3] === '0A')
-    .map((f) => (f[1] as string).split(':')[0] as string);
-}
-
 describe('npm run dev for a person at a terminal', () => {
-  it('listens on 127.0.0.1 only, prints the console URL, one line per request, no EMF and no SDK notice', async () => {
-    const dev = await startDev({ TOLLGATE_CONFIG_JSON: SLOW });
-    try {
-      const port = Number(new URL(dev.url).port);
-      expect(new URL(dev.url).hostname).toBe('127.0.0.1');
-      expect(listenersOn(port)).toEqual(['0100007F']);
-      expect(dev.output()).toContain(`console:   ${dev.url}/console`);
-      expect(dev.output()).toContain('export DEV_KEY=');
-      const stream = await openStream(dev.url, dev.devKey, ASK);
-      await stream.rest();
-      // The metrics flush runs once a second: give it two.
-      await new Promise((r) => setTimeout(r, 2200));
-      const out = dev.output();
-      const line = out.split('\n').find((l) => l.includes('POST /v1/chat/completions'));
-      expect(line).toMatch(
-        /^\d\d:\d\d:\d\d\.\d{3} {2}POST \/v1\/chat\/completions {2}200 {2}slow-sim {2}\d+→\d+ tok {2}\$0 {2}\d+ms \(ttft \d+ms\) {2}stream/,
-      );
-      expect(out).not.toContain('"_aws"');
-      expect(out).not.toContain('NodeVersionSupportWarning');
-      expect(out).not.toMatch(/^\{"level"/m);
-    } finally {
-      await dev.interrupt();
-    }
-  }, 90_000);
-
   it('shows the EMF documents when POWERTOOLS_METRICS_DISABLED=false asks for them', async () => {
     const dev = await startDev({ POWERTOOLS_METRICS_DISABLED: 'false' });
     try {

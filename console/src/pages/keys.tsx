@@ -274,9 +274,12 @@ function Meter({
     <span class="meter">
       <span class="meter-text">{ofLimit(used, limit, f)}</span>
       {frac !== null && (
-        <progress max={1} value={frac} class={frac >= 0.9 ? 'hot' : frac >= 0.6 ? 'warm' : ''}>
-          {Math.round(frac * 100)}%
-        </progress>
+        <progress
+          max={1}
+          value={frac}
+          aria-label={`${Math.round(frac * 100)}% of the limit`}
+          class={frac >= 0.9 ? 'hot' : frac >= 0.6 ? 'warm' : ''}
+        />
       )}
     </span>
   );
