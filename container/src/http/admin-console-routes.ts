@@ -35,6 +35,23 @@ const PLAYGROUND_TTL = { default: 3600, min: 60, max: 86_400 };
 
 const admin = { config: { auth: 'admin' as const } };
 
+/** Owners whose usage partitions are read at once (one query each): no burst of thousands. */
+const OWNER_READS_IN_FLIGHT = 8;
+
+/** `f` over `items`, at most `limit` at a time, results in order. */
+async function mapLimit<T, R>(items: readonly T[], limit: number, f: (t: T) => Promise<R>): Promise<R[]> {
+  const out: R[] = new Array(items.length);
+  let next = 0;
+  const lane = async () => {
+    while (next < items.length) {
+      const i = next++;
+      out[i] = await f(items[i] as T);
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, lane));
+  return out;
+}
+
 function isLive(r: KeyRecord, now: number): boolean {
   return !r.revoked && (r.expiresAt === undefined || Date.parse(r.expiresAt) > now);
 }
@@ -241,8 +258,8 @@ export function registerAdminConsoleRoutes(app: FastifyInstance, rt: Runtime): v
       const rec = await keys.getById(keyId);
       owners = rec ? [rec.owner] : [];
     } else owners = [...new Set((await keys.list()).map((r) => r.owner))];
-    const perOwner = await Promise.all(
-      owners.map((o) => queryHourlyUsage(doc, usageTable, o, hourString(startMs), hourString(endMs))),
+    const perOwner = await mapLimit(owners, OWNER_READS_IN_FLIGHT, (o) =>
+      queryHourlyUsage(doc, usageTable, o, hourString(startMs), hourString(endMs)),
     );
     return perOwner.flat();
   };
