@@ -1,5 +1,6 @@
 import { randomUUID, timingSafeEqual } from 'node:crypto';
 import Fastify, { type FastifyInstance } from 'fastify';
+import { SERVICE_VERSION } from './contract';
 import { AuthenticationError, PermissionDeniedError } from './errors';
 import { registerAdminConsoleRoutes } from './http/admin-console-routes';
 import { registerAdminRoutes } from './http/admin-routes';
@@ -14,6 +15,7 @@ import {
   installErrorHandling,
 } from './http/errors';
 import { installJsonBodyParser } from './http/json-body';
+import { collectRoutes, registerOpenApiRoutes } from './http/openapi';
 import { requestRecord } from './http/request-log';
 import { hashKey } from './keys/key-store';
 import type { Runtime } from './runtime';
@@ -120,7 +122,14 @@ export function buildApp(rt: Runtime, plugins: RoutePlugin[] = []): FastifyInsta
   });
 
   installErrorHandling(app, telemetry, env.bodyLimitBytes);
+  const routes = collectRoutes(app);
   const finishRoutes = collectRoutesFor405(app);
+  registerOpenApiRoutes(app, routes, {
+    title: 'Tollgate',
+    version: SERVICE_VERSION,
+    description:
+      'An OpenAI-compatible LLM API with keys, limits, budgets, cache, usage, async jobs and a support assistant.',
+  });
 
   registerBasicRoutes(app, { router: rt.router, telemetry, checks: rt.checks, isDraining: rt.isDraining });
   registerChatRoutes(app, {

@@ -150,6 +150,9 @@ export const METRICS = {
   catalogueDiscoveryFailures: 'CatalogueDiscoveryFailures',
 } as const;
 
+/** The API's version (the OpenAPI document's `info.version`; package.json's version). */
+export const SERVICE_VERSION = '0.2.0';
+
 /** The container port and the liveness path the ALB checks. */
 export const CONTAINER_PORT = 8080;
 export const HEALTH_PATH = '/health';
