@@ -5,7 +5,6 @@
  * short-lived playground keys.
  */
 import type { FastifyInstance, FastifyReply } from 'fastify';
-import { isObject } from '../chat/validate';
 import { BadRequestError, NotFoundError, ServiceUnavailableError } from '../errors';
 import { type KeyRecord, keyView, toPrincipal } from '../keys/key-store';
 import type { Runtime } from '../runtime';
@@ -19,8 +18,20 @@ import {
   toSeries,
   totalsOf,
 } from '../usage/usage-series';
+import { parseBody, parseQuery } from '../validation';
+import {
+  catalogueSchema,
+  overviewSchema,
+  playgroundKeyResponseSchema,
+  playgroundKeySchema,
+  seriesQuerySchema,
+  seriesSchema,
+  standingListSchema,
+  standingQuerySchema,
+  standingSchema,
+} from './admin-console-schemas';
+import type { RouteDoc } from './openapi';
 
-const OWNER_RE = /^[A-Za-z0-9._@:-]{1,128}$/;
 const KEY_ID_RE = /^[A-Za-z0-9_-]{1,64}$/;
 const HOUR_MS = 3_600_000;
 const DAY_MS = 86_400_000;
@@ -30,10 +41,10 @@ export const MAX_SERIES_DAYS = 92;
 
 /** Owner of the keys `POST /admin/playground/keys` mints. */
 export const PLAYGROUND_OWNER = 'playground';
-/** How long a playground key lives unless the request says otherwise, and the bounds. */
-const PLAYGROUND_TTL = { default: 3600, min: 60, max: 86_400 };
+/** How long a playground key lives unless the request says otherwise (bounds: the body schema). */
+const PLAYGROUND_TTL = 3600;
 
-const admin = { config: { auth: 'admin' as const } };
+const withDoc = (doc: RouteDoc) => ({ config: { auth: 'admin' as const, doc } });
 
 /** Owners whose usage partitions are read at once (one query each): no burst of thousands. */
 const OWNER_READS_IN_FLIGHT = 8;
@@ -87,14 +98,9 @@ interface SeriesQuery {
   format: 'json' | 'csv';
 }
 
-function parseSeriesQuery(q: Record<string, unknown>, now: number): SeriesQuery {
-  for (const k of Object.keys(q)) {
-    if (!['granularity', 'start', 'end', 'owner', 'key_id', 'model', 'group_by', 'format'].includes(k))
-      throw new BadRequestError(`Unknown query parameter '${k}'.`, { param: k });
-  }
+function parseSeriesQuery(query: unknown, now: number): SeriesQuery {
+  const q = parseQuery(seriesQuerySchema, query);
   const granularity = q.granularity ?? 'hour';
-  if (granularity !== 'hour' && granularity !== 'day')
-    throw new BadRequestError("'granularity' must be 'hour' or 'day'.", { param: 'granularity' });
   const thisHour = Math.floor(now / HOUR_MS) * HOUR_MS;
   let endMs: number;
   let startMs: number;
@@ -120,20 +126,11 @@ function parseSeriesQuery(q: Record<string, unknown>, now: number): SeriesQuery 
       param: 'start',
     });
   }
-  const str = (name: string, re: RegExp, what: string) => {
-    const v = q[name];
-    if (v === undefined || v === '') return undefined;
-    if (typeof v !== 'string' || !re.test(v))
-      throw new BadRequestError(`'${name}' must be ${what}.`, { param: name });
-    return v;
-  };
-  const owner = str('owner', OWNER_RE, '1-128 characters of [A-Za-z0-9._@:-]');
-  const keyId = str('key_id', KEY_ID_RE, 'a key id');
-  const model = str('model', /^[\x21-\x7e]{1,256}$/, 'a model id');
+  const owner = q.owner || undefined;
+  const keyId = q.key_id || undefined;
+  const model = q.model || undefined;
   let groupBy: Dimension[] = [...DIMENSIONS];
   if (q.group_by !== undefined) {
-    if (typeof q.group_by !== 'string')
-      throw new BadRequestError("'group_by' must be a comma-separated list.", { param: 'group_by' });
     groupBy = [];
     for (const d of q.group_by.split(',').filter((x) => x !== '')) {
       if (!(DIMENSIONS as readonly string[]).includes(d))
@@ -143,10 +140,7 @@ function parseSeriesQuery(q: Record<string, unknown>, now: number): SeriesQuery 
       if (!groupBy.includes(d as Dimension)) groupBy.push(d as Dimension);
     }
   }
-  const format = q.format ?? 'json';
-  if (format !== 'json' && format !== 'csv')
-    throw new BadRequestError("'format' must be 'json' or 'csv'.", { param: 'format' });
-  return { granularity, startMs, endMs, owner, keyId, model, groupBy, format };
+  return { granularity, startMs, endMs, owner, keyId, model, groupBy, format: q.format ?? 'json' };
 }
 
 /** A CSV field: quoted when needed, and never read as a formula by a spreadsheet. */
@@ -210,45 +204,74 @@ export function registerAdminConsoleRoutes(app: FastifyInstance, rt: Runtime): v
     };
   };
 
-  app.get('/admin/catalogue', admin, async () => ({
-    object: 'catalogue',
-    default_tier: config.defaultTier,
-    tiers: Object.fromEntries(
-      Object.entries(config.tiers).map(([name, t]) => [
-        name,
-        { limits: t.limits, models: t.models, max_tokens_cap: t.maxTokensCap ?? null },
-      ]),
-    ),
-    models: router.list().map((e) => ({
-      id: e.config.id,
-      endpoints: e.config.endpoints,
-      context_window: e.config.contextWindow,
-      pricing: {
-        input_per_1m: e.config.pricing.input,
-        output_per_1m: e.config.pricing.output,
-        cached_input_per_1m: e.config.pricing.cachedInput ?? e.config.pricing.input,
+  const tags = ['Admin: console'];
+  app.get(
+    '/admin/catalogue',
+    withDoc({
+      summary: 'Tiers and models, for forms',
+      tags,
+      responses: {
+        200: { description: 'Tiers, the default tier, models with prices', schema: catalogueSchema },
       },
-      simulated: e.config.provider === 'simulator',
-    })),
-    playground_owner: PLAYGROUND_OWNER,
-  }));
+    }),
+    async () => ({
+      object: 'catalogue',
+      default_tier: config.defaultTier,
+      tiers: Object.fromEntries(
+        Object.entries(config.tiers).map(([name, t]) => [
+          name,
+          { limits: t.limits, models: t.models, max_tokens_cap: t.maxTokensCap ?? null },
+        ]),
+      ),
+      models: router.list().map((e) => ({
+        id: e.config.id,
+        endpoints: e.config.endpoints,
+        context_window: e.config.contextWindow,
+        pricing: {
+          input_per_1m: e.config.pricing.input,
+          output_per_1m: e.config.pricing.output,
+          cached_input_per_1m: e.config.pricing.cachedInput ?? e.config.pricing.input,
+        },
+        simulated: e.config.provider === 'simulator',
+      })),
+      playground_owner: PLAYGROUND_OWNER,
+    }),
+  );
 
-  app.get('/admin/standing', admin, async (req) => {
-    const q = req.query as Record<string, unknown>;
-    const owner = q.owner;
-    if (owner !== undefined && (typeof owner !== 'string' || !OWNER_RE.test(owner)))
-      throw new BadRequestError("'owner' must be 1-128 characters of [A-Za-z0-9._@:-].", { param: 'owner' });
-    const now = Date.now();
-    const live = (await keys.list(owner as string | undefined)).filter((r) => isLive(r, now));
-    return { object: 'list', data: await Promise.all(live.map((r) => standingOf(r, now))) };
-  });
+  app.get(
+    '/admin/standing',
+    withDoc({
+      summary: "Every live key's standing against its limits",
+      description:
+        'Requests and tokens this minute (the sliding window admission uses), tokens today, spend this month.',
+      tags,
+      query: standingQuerySchema,
+      responses: { 200: { description: 'One entry per live key', schema: standingListSchema } },
+    }),
+    async (req) => {
+      const { owner } = parseQuery(standingQuerySchema, req.query);
+      const now = Date.now();
+      const live = (await keys.list(owner || undefined)).filter((r) => isLive(r, now));
+      return { object: 'list', data: await Promise.all(live.map((r) => standingOf(r, now))) };
+    },
+  );
 
-  app.get('/admin/keys/:id/standing', admin, async (req) => {
-    const { id } = req.params as { id: string };
-    const rec = KEY_ID_RE.test(id) ? await keys.getById(id) : undefined;
-    if (!rec) throw new NotFoundError(`No API key with id '${id}'.`, { param: 'id', code: 'key_not_found' });
-    return standingOf(rec, Date.now());
-  });
+  app.get(
+    '/admin/keys/:id/standing',
+    withDoc({
+      summary: "One key's standing against its limits",
+      tags,
+      params: { id: 'The key id (key_...)' },
+      responses: { 200: { description: 'The standing', schema: standingSchema } },
+    }),
+    async (req) => {
+      const { id } = req.params as { id: string };
+      const rec = KEY_ID_RE.test(id) ? await keys.getById(id) : undefined;
+      if (!rec)
+        throw new NotFoundError(`No API key with id '${id}'.`, { param: 'id', code: 'key_not_found' });
+      return standingOf(rec, Date.now());
+    },
+  );
 
   /** Hourly rows of the owners asked for (every owner with a key when none is named). */
   const hourlyRows = async (startMs: number, endMs: number, owner?: string, keyId?: string) => {
@@ -264,8 +287,16 @@ export function registerAdminConsoleRoutes(app: FastifyInstance, rt: Runtime): v
     return perOwner.flat();
   };
 
-  app.get('/admin/usage/series', admin, async (req, reply: FastifyReply) => {
-    const s = parseSeriesQuery(req.query as Record<string, unknown>, Date.now());
+  const seriesDoc: RouteDoc = {
+    summary: 'Usage by hour or day per owner, key and model',
+    tags,
+    query: seriesQuerySchema,
+    responses: {
+      200: { description: 'The points (JSON), or a CSV download with format=csv', schema: seriesSchema },
+    },
+  };
+  app.get('/admin/usage/series', withDoc(seriesDoc), async (req, reply: FastifyReply) => {
+    const s = parseSeriesQuery(req.query, Date.now());
     const rows = (await hourlyRows(s.startMs, s.endMs, s.owner, s.keyId)).filter(
       (r) => (!s.keyId || r.keyId === s.keyId) && (!s.model || r.model === s.model),
     );
@@ -293,7 +324,12 @@ export function registerAdminConsoleRoutes(app: FastifyInstance, rt: Runtime): v
     };
   });
 
-  app.get('/admin/overview', admin, async () => {
+  const overviewDoc: RouteDoc = {
+    summary: 'This hour and the last 24 hours, over every owner',
+    tags,
+    responses: { 200: { description: 'Totals with latency and TTFT percentiles', schema: overviewSchema } },
+  };
+  app.get('/admin/overview', withDoc(overviewDoc), async () => {
     const now = Date.now();
     const thisHour = Math.floor(now / HOUR_MS) * HOUR_MS;
     const dayStart = thisHour - 23 * HOUR_MS;
@@ -308,24 +344,19 @@ export function registerAdminConsoleRoutes(app: FastifyInstance, rt: Runtime): v
     };
   });
 
-  app.post('/admin/playground/keys', admin, async (req, reply) => {
-    const b = req.body ?? {};
-    if (!isObject(b)) throw new BadRequestError('The request body must be a JSON object.');
-    for (const k of Object.keys(b)) {
-      if (k !== 'ttl_seconds') throw new BadRequestError(`Unknown field '${k}'.`, { param: k });
-    }
-    const ttl = b.ttl_seconds ?? PLAYGROUND_TTL.default;
-    if (
-      typeof ttl !== 'number' ||
-      !Number.isInteger(ttl) ||
-      ttl < PLAYGROUND_TTL.min ||
-      ttl > PLAYGROUND_TTL.max
-    ) {
-      throw new BadRequestError(
-        `'ttl_seconds' must be an integer from ${PLAYGROUND_TTL.min} to ${PLAYGROUND_TTL.max}.`,
-        { param: 'ttl_seconds' },
-      );
-    }
+  const playgroundDoc: RouteDoc = {
+    summary: 'A short-lived key for the console playground',
+    description: `Owner \`${PLAYGROUND_OWNER}\`, the default tier; refused from \`expires_at\` on, to the millisecond.`,
+    tags,
+    body: playgroundKeySchema,
+    responses: {
+      201: { description: 'The key, with its secret (shown once)', schema: playgroundKeyResponseSchema },
+    },
+  };
+  app.post('/admin/playground/keys', withDoc(playgroundDoc), async (req, reply) => {
+    // No body at all is the same as {}: every field has a default.
+    const b = parseBody(playgroundKeySchema, req.body ?? {}, 'with `ttl_seconds`');
+    const ttl = b.ttl_seconds ?? PLAYGROUND_TTL;
     const { key, record } = await keys.create({
       owner: PLAYGROUND_OWNER,
       tier: config.defaultTier,

@@ -122,7 +122,8 @@ export function consoleRoutes(options: ConsoleRoutesOptions = {}): RoutePlugin {
       new ServiceUnavailableError('The console is not built on this server; run `npm run build`.', {
         code: 'console_not_built',
       });
-    const none = { config: { auth: 'none' as const } };
+    // Pages and files, not API: left out of the OpenAPI document.
+    const none = { config: { auth: 'none' as const, internal: true } };
 
     const index = async (req: { headers: Record<string, unknown> }, reply: FastifyReply) => {
       const page = current()?.get('index.html');

@@ -8,9 +8,11 @@ import type { RoutePlugin } from '../app';
 import { chatRequestSchema } from '../chat/schema';
 import { validateChatRequest } from '../chat/validate';
 import { BadRequestError, NotFoundError, ServiceUnavailableError } from '../errors';
+import { failedJobsQuerySchema, failedJobsSchema } from '../http/admin-console-schemas';
 import { jobSchema, jobSubmittedSchema, queueStatsSchema } from '../http/api-schemas';
 import type { RouteDoc } from '../http/openapi';
 import type { Runtime } from '../runtime';
+import { parseQuery } from '../validation';
 import type { ChatCompletion } from '../wire/chat';
 import { type FailedJob, type JobRow, JobStore, resultOf } from './job-store';
 import { JobProducer, parseIdempotencyKey } from './producer';
@@ -155,10 +157,16 @@ function register(app: FastifyInstance, rt: Runtime, options: AsyncRoutesOptions
   for (const url of ['/v1/chat/async/:id', '/api/v1/chat/async/:id', '/api/v1/requests/:id'])
     app.get(url, { config: { doc: statusDoc } }, status);
 
-  app.get('/admin/jobs/failed', { config: { auth: 'admin' } }, async (req) => {
-    const q = req.query as Record<string, unknown>;
-    const raw = q.limit ?? '20';
-    const limit = typeof raw === 'string' && /^\d{1,3}$/.test(raw) ? Number(raw) : Number.NaN;
+  const failedDoc: RouteDoc = {
+    summary: 'The most recent failed jobs',
+    description:
+      "Newest first, from the jobs table's failed-jobs index: owner, model, attempts, error; never the request.",
+    tags: ['Admin: queue'],
+    query: failedJobsQuerySchema,
+    responses: { 200: { description: 'The failed jobs', schema: failedJobsSchema } },
+  };
+  app.get('/admin/jobs/failed', { config: { auth: 'admin', doc: failedDoc } }, async (req) => {
+    const limit = Number(parseQuery(failedJobsQuerySchema, req.query).limit ?? '20');
     if (!(limit >= 1 && limit <= 100))
       throw new BadRequestError("'limit' must be an integer from 1 to 100.", { param: 'limit' });
     let failed: FailedJob[];
