@@ -34,7 +34,6 @@ export interface SnapshotState {
 type ItemPrefix = 'msg' | 'fc';
 
 interface OpenMessage {
-  kind: 'message';
   index: number;
   item: ResponseOutputMessage;
   /** The content part being streamed into, if any. */
@@ -76,11 +75,6 @@ export class ResponseEventStream {
   /** Output items so far (what a client disconnect or failure leaves). */
   get items(): readonly OutputItem[] {
     return this.output;
-  }
-
-  /** The chat finish reason seen so far. */
-  get finish(): string | null {
-    return this.finishReason;
   }
 
   private event<T extends ResponseStreamEvent['type']>(
@@ -131,7 +125,7 @@ export class ResponseEventStream {
         content: [],
         role: 'assistant',
       };
-      m = { kind: 'message', index: this.output.length, item, part: null };
+      m = { index: this.output.length, item, part: null };
       this.message = m;
       this.output.push(item);
       out.push(this.event('response.output_item.added', { output_index: m.index, item: clone(item) }));
