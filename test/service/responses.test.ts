@@ -30,6 +30,7 @@ beforeAll(async () => {
         mockModel(upstream, 'mock-primary', { upstreamModel: 'primary-up', fallbacks: ['mock-backup'] }),
         mockModel(upstream, 'mock-backup', { upstreamModel: 'backup-up' }),
         mockModel(upstream, 'mock-slow', { upstreamModel: 'slow-up', timeoutMs: 400 }),
+        mockModel(upstream, 'mock-narrow', { upstreamModel: 'narrow-up', maxConcurrent: 1, maxQueue: 0 }),
         mockModel(upstream, 'mock-tiny', {
           upstreamModel: 'tiny-up',
           contextWindow: 64,
@@ -816,6 +817,17 @@ describe('metering: the same keys, limits, cache and usage as chat completions',
     expect(r.status).toBe(400);
     expect(r.json().error).toMatchObject({ param: 'input', code: 'context_length_exceeded' });
     expect(upstream.requests).toHaveLength(0);
+  });
+
+  it("shares the model's concurrency limit: beyond it, 503 server_busy with retry-after", async () => {
+    upstream.setDefault('narrow-up', { kind: 'reply', content: 'slow', delayMs: 300 });
+    const results = await Promise.all(
+      [0, 1].map(() => svc.http('POST', '/v1/responses', { body: { model: 'mock-narrow', input: 'x' } })),
+    );
+    expect(results.map((r) => r.status).sort()).toEqual([200, 503]);
+    const busy = results.find((r) => r.status === 503);
+    expect(busy?.json().error.code).toBe('server_busy');
+    expect(busy?.headers.get('retry-after')).toBeTruthy();
   });
 
   it('refuses a model the key may not use, naming the field', async () => {
