@@ -151,6 +151,8 @@ interface Exchange {
   res: Res;
   timers: Set<NodeJS.Timeout>;
   closed: boolean;
+  /** The server ended the response (HTTP/2's compat response reports every close as finished). */
+  ended: boolean;
 }
 
 function later(ex: Exchange, ms: number, fn: () => void): void {
@@ -209,8 +211,8 @@ function sendJson(
     ...headers,
   });
   ex.rec.writes++;
+  ex.ended = true;
   ex.res.end(text);
-  ex.rec.finished = true;
 }
 
 function sendError(ex: Exchange, s: Extract<BedrockScript, { kind: 'error' }>): void {
@@ -348,6 +350,7 @@ function stream(ex: Exchange, s: Extract<BedrockScript, { kind: 'stream' }>): vo
   const next = (): void => {
     if (ex.closed) return;
     if (i >= events.length) {
+      ex.ended = true;
       ex.res.end();
       return;
     }
@@ -423,6 +426,58 @@ function invoke(ex: Exchange, s: Extract<BedrockScript, { kind: 'embed' }>): voi
   );
 }
 
+const NAME = /^[a-zA-Z0-9_-]{1,64}$/;
+
+/**
+ * The conversation rules Bedrock enforces with a ValidationException (its messages), so that
+ * a translation that breaks one fails here as it would against the real service.
+ */
+export function converseViolation(body: Record<string, unknown>): string | null {
+  const messages = Array.isArray(body.messages) ? (body.messages as Array<Record<string, unknown>>) : [];
+  if (messages.length === 0 || messages[0]?.role !== 'user')
+    return 'A conversation must start with a user message.';
+  let toolBlocks = false;
+  let previousUses = new Set<string>();
+  for (const [i, m] of messages.entries()) {
+    if (i > 0 && messages[i - 1]?.role === m.role)
+      return 'A conversation must alternate between user and assistant roles.';
+    const content = Array.isArray(m.content) ? (m.content as Array<Record<string, unknown>>) : [];
+    if (content.length === 0) return `The content field in the Message object at messages.${i} is empty.`;
+    const uses = new Set<string>();
+    let results = 0;
+    for (const [j, b] of content.entries()) {
+      if (typeof b.text === 'string' && b.text.trim() === '')
+        return `The text field in the ContentBlock object at messages.${i}.content.${j} is blank.`;
+      const tu = b.toolUse as Record<string, unknown> | undefined;
+      if (tu) {
+        toolBlocks = true;
+        if (!NAME.test(String(tu.name)) || !NAME.test(String(tu.toolUseId)))
+          return `Value at messages.${i}.content.${j}.toolUse failed to satisfy constraint: Member must satisfy regular expression pattern: [a-zA-Z0-9_-]+`;
+        if (typeof tu.input !== 'object' || tu.input === null || Array.isArray(tu.input))
+          return `The toolUse input at messages.${i}.content.${j} must be a JSON object.`;
+        uses.add(String(tu.toolUseId));
+      }
+      const tr = b.toolResult as Record<string, unknown> | undefined;
+      if (tr) {
+        toolBlocks = true;
+        results++;
+        if (!previousUses.has(String(tr.toolUseId)))
+          return `The toolResult block at messages.${i}.content.${j} has no matching toolUse in the previous turn.`;
+      }
+    }
+    if (results > previousUses.size)
+      return `The number of toolResult blocks at messages.${i}.content exceeds the number of toolUse blocks of previous turn.`;
+    previousUses = uses;
+  }
+  const tools = (body.toolConfig as { tools?: Array<{ toolSpec?: { name?: string } }> } | undefined)?.tools;
+  if (toolBlocks && !tools?.length)
+    return 'The toolConfig field must be defined when using toolUse and toolResult content blocks.';
+  for (const t of tools ?? [])
+    if (!NAME.test(String(t.toolSpec?.name)))
+      return 'Value at toolConfig.tools.member.toolSpec.name failed to satisfy constraint: Member must satisfy regular expression pattern: [a-zA-Z0-9_-]+';
+  return null;
+}
+
 /** A catalogue entry for a Bedrock model served here, with short test-friendly timeouts. */
 export function bedrockModel(id: string, overrides: Record<string, unknown> = {}): Record<string, unknown> {
   return {
@@ -488,15 +543,15 @@ export async function startBedrockServer(opts: { port?: number } = {}): Promise<
         writes: 0,
         frames: 0,
       };
-      const ex: Exchange = { rec, res, timers: new Set(), closed: false };
+      const ex: Exchange = { rec, res, timers: new Set(), closed: false, ended: false };
       open.add(ex);
       peak = Math.max(peak, open.size);
       res.on('close', () => {
         ex.closed = true;
         open.delete(ex);
         for (const t of ex.timers) clearTimeout(t);
-        if (!res.writableFinished) rec.aborted = true;
-        else rec.finished = true;
+        if (ex.ended) rec.finished = true;
+        else rec.aborted = true;
       });
       if (!m || req.method !== 'POST') {
         sendJson(
@@ -514,6 +569,13 @@ export async function startBedrockServer(opts: { port?: number } = {}): Promise<
       waiters = waiters.filter((w) => w.n > requests.length);
       for (const w of ready) w.resolve();
       const script = pick(rec.modelId, rec.operation);
+      // Scripted errors stand for what Bedrock checks first (auth, access, throttling); then the
+      // conversation rules, like Bedrock's own validation.
+      const violation = rec.operation === 'invoke' || script.kind === 'error' ? null : converseViolation(body);
+      if (violation) {
+        sendError(ex, { kind: 'error', type: 'ValidationException', message: violation });
+        return;
+      }
       switch (script.kind) {
         case 'error':
           sendError(ex, script);
