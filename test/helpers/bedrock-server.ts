@@ -68,6 +68,8 @@ export type BedrockScript =
       endAfter?: number;
       /** Leave out the final metadata (usage) event. */
       omitMetadata?: boolean;
+      /** Write every frame in two pieces (the client must reassemble them). @default true */
+      splitFrames?: boolean;
     }
   | {
       kind: 'error';
@@ -355,6 +357,18 @@ function stream(ex: Exchange, s: Extract<BedrockScript, { kind: 'stream' }>): vo
       return;
     }
     const f = events[i++] as Uint8Array;
+    const after = (): void => {
+      ex.rec.frames++;
+      const delay = i < events.length ? (s.delayMs ?? 0) : 0;
+      if (delay > 0) later(ex, delay, next);
+      else setImmediate(next);
+    };
+    if (s.splitFrames === false) {
+      (ex.res as NodeJS.WritableStream).write(f);
+      ex.rec.writes++;
+      after();
+      return;
+    }
     const cut = Math.max(1, Math.floor(f.length / 2));
     (ex.res as NodeJS.WritableStream).write(f.subarray(0, cut));
     ex.rec.writes++;
@@ -362,10 +376,7 @@ function stream(ex: Exchange, s: Extract<BedrockScript, { kind: 'stream' }>): vo
       if (ex.closed) return;
       (ex.res as NodeJS.WritableStream).write(f.subarray(cut));
       ex.rec.writes++;
-      ex.rec.frames++;
-      const delay = i < events.length ? (s.delayMs ?? 0) : 0;
-      if (delay > 0) later(ex, delay, next);
-      else setImmediate(next);
+      after();
     });
   };
   if (s.firstEventDelayMs) later(ex, s.firstEventDelayMs, next);
@@ -571,7 +582,8 @@ export async function startBedrockServer(opts: { port?: number } = {}): Promise<
       const script = pick(rec.modelId, rec.operation);
       // Scripted errors stand for what Bedrock checks first (auth, access, throttling); then the
       // conversation rules, like Bedrock's own validation.
-      const violation = rec.operation === 'invoke' || script.kind === 'error' ? null : converseViolation(body);
+      const violation =
+        rec.operation === 'invoke' || script.kind === 'error' ? null : converseViolation(body);
       if (violation) {
         sendError(ex, { kind: 'error', type: 'ValidationException', message: violation });
         return;

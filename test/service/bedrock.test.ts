@@ -1,7 +1,7 @@
 /**
  * Bedrock models through the real service: the official openai SDK as the client, Tollgate
  * with its real Redis, dynalite and local-aws-sqs, the real @aws-sdk/client-bedrock-runtime
- * talking HTTP/2 to the scripted Bedrock-protocol server (AWS_ENDPOINT_URL_BEDROCK_RUNTIME),
+ * talking to the scripted Bedrock-protocol server (AWS_ENDPOINT_URL_BEDROCK_RUNTIME),
  * and the scripted OpenAI-compatible mock for fallbacks across families.
  */
 import OpenAI from 'openai';
@@ -147,7 +147,7 @@ async function rawStream(body: object, key?: string): Promise<{ status: number; 
 }
 
 describe('chat completions on a Bedrock model', () => {
-  it('sends the translated Converse request over HTTP/2 and answers like OpenAI', async () => {
+  it('sends the translated Converse request, signed for the region, and answers like OpenAI', async () => {
     bedrock.enqueue(CLAUDE, {
       kind: 'reply',
       text: 'Bonjour !',
@@ -170,7 +170,8 @@ describe('chat completions on a Bedrock model', () => {
       usage: { prompt_tokens: 12, completion_tokens: 3, total_tokens: 15 },
     });
     expect(bedrock.requests).toHaveLength(1);
-    expect(bedrock.requests[0]).toMatchObject({ operation: 'converse', modelId: CLAUDE, httpVersion: '2.0' });
+    // HTTP/1.1 with keep-alive by choice (family.ts): the SDK's HTTP/2 default opens a session per stream.
+    expect(bedrock.requests[0]).toMatchObject({ operation: 'converse', modelId: CLAUDE, httpVersion: '1.1' });
     expect(bedrock.requests[0]!.headers.authorization).toMatch(
       /^AWS4-HMAC-SHA256 Credential=\w+\/\d+\/us-east-1\/bedrock\//,
     );

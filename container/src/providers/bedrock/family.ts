@@ -1,10 +1,13 @@
+import { Agent as HttpAgent } from 'node:http';
+import { Agent as HttpsAgent } from 'node:https';
 import { BedrockRuntimeClient } from '@aws-sdk/client-bedrock-runtime';
+import { NodeHttpHandler } from '@smithy/node-http-handler';
 import { z } from 'zod';
 import { ConfigError } from '../../errors';
 import type { DependencyCheck } from '../../telemetry/health';
 import { familyModelSchema } from '../catalogue';
 import type { BuiltFamily, FamilyContext, Provider, ProviderFamily } from '../types';
-import { COHERE_INPUT_TYPES, embeddingApi } from './embeddings';
+import { COHERE_INPUT_TYPES, embeddingApi, TITAN_CONCURRENCY } from './embeddings';
 import { BedrockProvider } from './provider';
 import { type RegionProbe, regionCheck } from './readiness';
 
@@ -26,15 +29,41 @@ export const bedrockModelSchema = familyModelSchema('bedrock', {
 export type BedrockModelConfig = z.infer<typeof bedrockModelSchema>;
 
 interface Region {
-  client: BedrockRuntimeClient;
+  client?: BedrockRuntimeClient;
+  /** Connections the region's entries can use at once (their concurrency slots). */
+  sockets: number;
   chatModel?: string;
   embeddingModel?: string;
 }
 
-/** One client (one HTTP/2 connection pool, one credentials cache) per region, shared by its entries. */
+/**
+ * The region's client: retries off (the provider retries per maxRetries, within the call's
+ * deadline), and HTTP/1.1 with keep-alive rather than the SDK's default HTTP/2 handler, which
+ * opens a fresh HTTP/2 session (a TCP and TLS handshake) for every ConverseStream call and
+ * costs more CPU per streamed event; measured in bench/bedrock-translate.ts.
+ */
+function regionClient(region: string, sockets: number): BedrockRuntimeClient {
+  const agent = { keepAlive: true, maxSockets: sockets };
+  return new BedrockRuntimeClient({
+    region,
+    maxAttempts: 1,
+    requestHandler: new NodeHttpHandler({
+      httpAgent: new HttpAgent(agent),
+      httpsAgent: new HttpsAgent(agent),
+    }),
+  });
+}
+
+/** One client (one connection pool, one credentials cache) per region, shared by its entries. */
 function build(models: readonly BedrockModelConfig[], ctx: FamilyContext): BuiltFamily {
   const regions = new Map<string, Region>();
   const providers = new Map<string, Provider>();
+  const pending: Array<{
+    id: string;
+    region: Region;
+    regionName: string;
+    inputType: BedrockModelConfig['input_type'];
+  }> = [];
   for (const m of models) {
     const region = m.region ?? ctx.env.AWS_REGION;
     if (!region) {
@@ -56,26 +85,41 @@ function build(models: readonly BedrockModelConfig[], ctx: FamilyContext): Built
     }
     let r = regions.get(region);
     if (!r) {
-      // Retries are the provider's (per maxRetries, within the call's deadline), not the SDK's.
-      r = { client: new BedrockRuntimeClient({ region, maxAttempts: 1 }) };
+      r = { sockets: 0 };
       regions.set(region, r);
     }
+    // A Titan embeddings call fans out into several InvokeModel calls per slot.
+    r.sockets += m.maxConcurrent * (api === 'titan' ? TITAN_CONCURRENCY : 1);
     if (m.endpoints.includes('chat')) r.chatModel ??= upstream;
     if (m.endpoints.includes('embeddings')) r.embeddingModel ??= upstream;
-    providers.set(m.id, new BedrockProvider({ client: r.client, region, inputType: m.input_type }));
+    pending.push({ id: m.id, region: r, regionName: region, inputType: m.input_type });
   }
   const checks: DependencyCheck[] = [];
+  const clients: BedrockRuntimeClient[] = [];
   for (const [region, r] of regions) {
+    const client = regionClient(region, r.sockets);
+    r.client = client;
+    clients.push(client);
     const probe: RegionProbe = r.chatModel
-      ? { region, client: r.client, model: r.chatModel, kind: 'chat' }
-      : { region, client: r.client, model: r.embeddingModel as string, kind: 'embeddings' };
+      ? { region, client, model: r.chatModel, kind: 'chat' }
+      : { region, client, model: r.embeddingModel as string, kind: 'embeddings' };
     checks.push(regionCheck(probe));
+  }
+  for (const p of pending) {
+    providers.set(
+      p.id,
+      new BedrockProvider({
+        client: p.region.client as BedrockRuntimeClient,
+        region: p.regionName,
+        inputType: p.inputType,
+      }),
+    );
   }
   return {
     providers,
     checks,
     close: async () => {
-      for (const r of regions.values()) r.client.destroy();
+      for (const c of clients) c.destroy();
     },
   };
 }
