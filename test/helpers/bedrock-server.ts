@@ -626,6 +626,8 @@ export async function startBedrockServer(opts: { port?: number } = {}): Promise<
   const PREFACE = 'PRI * HTTP/2.0';
   const net = createNetServer((socket) => {
     sockets.add(socket);
+    // What http.Server does for the sockets it accepts itself: no Nagle delay on small writes.
+    socket.setNoDelay(true);
     socket.on('close', () => sockets.delete(socket));
     socket.on('error', () => undefined);
     socket.once('readable', function sniff() {
