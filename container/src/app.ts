@@ -1,9 +1,12 @@
 import { randomUUID, timingSafeEqual } from 'node:crypto';
 import Fastify, { type FastifyInstance } from 'fastify';
+import { SERVICE_VERSION } from './contract';
 import { AuthenticationError, PermissionDeniedError } from './errors';
 import { registerAdminRoutes } from './http/admin-routes';
 import { registerBasicRoutes } from './http/basic-routes';
 import { registerChatRoutes } from './http/chat-routes';
+import { installCors } from './http/cors';
+import { registerEmbeddingsRoutes } from './http/embeddings-routes';
 import {
   clientErrorHandler,
   collectRoutesFor405,
@@ -11,6 +14,8 @@ import {
   installErrorHandling,
 } from './http/errors';
 import { installJsonBodyParser } from './http/json-body';
+import { collectRoutes, registerOpenApiRoutes } from './http/openapi';
+import { requestRecord } from './http/request-log';
 import { hashKey } from './keys/key-store';
 import type { Runtime } from './runtime';
 import './http/context';
@@ -63,6 +68,8 @@ export function buildApp(rt: Runtime, plugins: RoutePlugin[] = []): FastifyInsta
     },
   });
 
+  // Before every hook: a preflight is answered ahead of authentication.
+  installCors(app, env.corsOrigins ?? rt.config.cors.allowedOrigins);
   installJsonBodyParser(app);
 
   app.decorateRequest('principal', null);
@@ -107,30 +114,21 @@ export function buildApp(rt: Runtime, plugins: RoutePlugin[] = []): FastifyInsta
   });
 
   app.addHook('onResponse', async (req, reply) => {
-    const f = req.facts;
-    if (!f || f.logged) return;
-    telemetry.request({
-      requestId: req.id,
-      method: req.method,
-      route: req.routeOptions.url ?? 'unknown',
-      status: reply.statusCode,
-      latencyMs: Math.round(reply.elapsedTime * 10) / 10,
-      model: f.model,
-      ttftMs: f.ttftMs,
-      tokensIn: f.tokensIn,
-      tokensOut: f.tokensOut,
-      costUsd: f.costUsd,
-      cache: f.cache,
-      stream: f.stream,
-      keyId: req.principal?.keyId,
-      owner: req.principal?.owner,
-      errorCode: f.errorCode,
-      content: f.content,
-    });
+    if (!req.facts || req.facts.logged) return;
+    telemetry.request(
+      requestRecord(req, { status: reply.statusCode, latencyMs: Math.round(reply.elapsedTime * 10) / 10 }),
+    );
   });
 
   installErrorHandling(app, telemetry, env.bodyLimitBytes);
+  const routes = collectRoutes(app);
   const finishRoutes = collectRoutesFor405(app);
+  registerOpenApiRoutes(app, routes, {
+    title: 'Tollgate',
+    version: SERVICE_VERSION,
+    description:
+      'An OpenAI-compatible LLM API with keys, limits, budgets, cache, usage, async jobs and a support assistant.',
+  });
 
   registerBasicRoutes(app, { router: rt.router, telemetry, checks: rt.checks, isDraining: rt.isDraining });
   registerChatRoutes(app, {
@@ -139,6 +137,7 @@ export function buildApp(rt: Runtime, plugins: RoutePlugin[] = []): FastifyInsta
     pingIntervalMs: env.pingIntervalMs ?? rt.config.streaming.pingIntervalMs,
     logContent: env.logContent,
   });
+  registerEmbeddingsRoutes(app, { embeddings: rt.embeddings, logContent: env.logContent });
   registerAdminRoutes(app, {
     keys: rt.keys,
     auth: rt.auth,

@@ -28,6 +28,8 @@ export const ENV = {
   requestTimeoutMs: 'TOLLGATE_REQUEST_TIMEOUT_MS',
   pingIntervalMs: 'TOLLGATE_PING_INTERVAL_MS',
   limiterFailureMode: 'TOLLGATE_LIMITER_FAILURE_MODE',
+  /** Browser origins allowed to call the API (CORS), comma-separated: origins, `localhost`, or `*`. */
+  corsOrigins: 'TOLLGATE_CORS_ORIGINS',
   /** Full Redis URL (`redis://` or `rediss://`); takes precedence over host/port. */
   redisUrl: 'REDIS_URL',
   redisHost: 'REDIS_HOST',
@@ -130,6 +132,9 @@ export const METRICS = {
   /** An attempt to list the upstream's models (OPENAI_BASE_URL shortcut) failed. */
   catalogueDiscoveryFailures: 'CatalogueDiscoveryFailures',
 } as const;
+
+/** The API's version (the OpenAPI document's `info.version`; package.json's version). */
+export const SERVICE_VERSION = '0.2.0';
 
 /** The container port and the liveness path the ALB checks. */
 export const CONTAINER_PORT = 8080;

@@ -1,9 +1,11 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { RoutePlugin } from '../app';
-import type { CallSummary } from '../chat/chat-service';
-import { ApiError, ClientAbortError, InternalServerError, NotFoundError } from '../errors';
+import { ClientAbortError, NotFoundError } from '../errors';
+import { assistantReplySchema, deletedHistorySchema, historySchema } from '../http/api-schemas';
 import { clientSignal } from '../http/context';
-import { SseWriter } from '../http/sse';
+import type { RouteDoc } from '../http/openapi';
+import { formatCost, noteCall } from '../http/request-log';
+import { relaySse, type SseRoute } from '../http/sse-relay';
 import type { Telemetry } from '../telemetry/telemetry';
 import {
   type AssistantReply,
@@ -12,7 +14,7 @@ import {
   type AssistantTurn,
 } from './assistant-service';
 import { ConversationStore } from './conversation-store';
-import { parseAssistantRequest, parseUserId } from './validate';
+import { assistantRequestSchema, parseAssistantRequest, parseUserId } from './validate';
 
 /** Options of {@link registerAssistantHttp}. */
 export interface AssistantRoutesOptions {
@@ -72,18 +74,24 @@ export function registerAssistantHttp(app: FastifyInstance, opts: AssistantRoute
     req.facts.model = turn.call.modelId;
     await turn.admit();
     req.facts.cache = turn.call.cacheStatus;
-    if (input.stream) return streamTurn(req, reply, turn, ac, opts);
+    if (input.stream) {
+      return relaySse(req, reply, turn.call, ac, streamTurn(turn), {
+        telemetry: opts.telemetry,
+        pingIntervalMs: opts.pingIntervalMs,
+        logContent: opts.logContent,
+      });
+    }
 
     reply.headers(turn.call.headers());
     try {
       const r = await turn.complete();
-      summarize(req, r.summary);
+      noteCall(req, turn.call);
       reply.header('x-tollgate-cost-usd', formatCost(r.summary.costUsd));
       if (opts.logContent) req.facts.content = { prompt: turn.call.body.messages, completion: r.response };
       return replyBody(r);
     } catch (err) {
-      // Usage was recorded by the call; this only reads its summary for the log line.
-      summarize(req, turn.call.finish({ status: 500, errorCode: 'internal_error' }));
+      // The call recorded its usage itself; this only reads its summary for the log line.
+      noteCall(req, turn.call);
       if (err instanceof ClientAbortError) {
         req.facts.errorCode = 'client_closed';
         return reply.code(499).send();
@@ -91,10 +99,36 @@ export function registerAssistantHttp(app: FastifyInstance, opts: AssistantRoute
       throw err;
     }
   };
-  for (const url of CHAT_PATHS) app.post(url, chat);
+  const chatDoc: RouteDoc = {
+    summary: 'Ask the support assistant',
+    description:
+      "One message of a customer's conversation: the assistant answers with the stored history " +
+      '(owner-scoped, bounded) as context; limits, usage and cost apply as for any completion. With ' +
+      '`stream: true`: `data: {"delta":"..."}` events, then `data: {<the reply>}`, then `data: [DONE]`.',
+    tags: ['Assistant'],
+    body: assistantRequestSchema,
+    responses: { 200: { description: 'The reply (or SSE with stream: true)', schema: assistantReplySchema } },
+  };
+  for (const url of CHAT_PATHS) app.post(url, { config: { doc: chatDoc } }, chat);
 
   for (const url of HISTORY_PATHS) {
-    app.get(url, async (req) => {
+    const path = url.replace('*', '{user_id}');
+    const params = { user_id: 'The end user (1-128 of A-Za-z0-9._@-)' };
+    const getDoc: RouteDoc = {
+      summary: "A user's stored conversation",
+      tags: ['Assistant'],
+      path,
+      params,
+      responses: { 200: { description: 'The history, oldest first', schema: historySchema } },
+    };
+    const deleteDoc: RouteDoc = {
+      summary: "Erase a user's conversation",
+      tags: ['Assistant'],
+      path,
+      params,
+      responses: { 200: { description: 'Erased', schema: deletedHistorySchema } },
+    };
+    app.get(url, { config: { doc: getDoc } }, async (req) => {
       const userId = pathUserId(req);
       const c = await assistant.history(req.principal!.owner, userId);
       if (!c) throw notFound(userId);
@@ -105,7 +139,7 @@ export function registerAssistantHttp(app: FastifyInstance, opts: AssistantRoute
         message_count: c.messages.length,
       };
     });
-    app.delete(url, async (req) => {
+    app.delete(url, { config: { doc: deleteDoc } }, async (req) => {
       const userId = pathUserId(req);
       if (!(await assistant.erase(req.principal!.owner, userId))) throw notFound(userId);
       return { user_id: userId, deleted: true };
@@ -136,83 +170,22 @@ function replyBody(r: AssistantReply) {
   };
 }
 
-function summarize(req: FastifyRequest, s: CallSummary): void {
-  req.facts.tokensIn = s.promptTokens;
-  req.facts.tokensOut = s.completionTokens;
-  req.facts.costUsd = s.costUsd;
-  req.facts.ttftMs = s.ttftMs;
-}
-
-function formatCost(usd: number): string {
-  return usd.toFixed(9).replace(/0+$/, '').replace(/\.$/, '.0');
-}
-
 /**
  * SSE: `data: {"delta":"..."}` per piece of text, then `data: {<the JSON reply>}` once the turn
  * is stored, then `data: [DONE]`. A failure before any byte is a plain JSON error with its
  * status; after that, a `data: {"error":{...}}` event and no `[DONE]`.
  */
-async function streamTurn(
-  req: FastifyRequest,
-  reply: FastifyReply,
-  turn: AssistantTurn,
-  ac: AbortController,
-  opts: AssistantRoutesOptions,
-): Promise<FastifyReply> {
-  reply.hijack();
-  const sse = new SseWriter(reply.raw, () => ({ 'x-request-id': req.id, ...turn.call.headers() }));
-  let status = 200;
-  let errorCode: string | undefined;
+function streamTurn(turn: AssistantTurn): SseRoute {
   let text = '';
-  let ping: NodeJS.Timeout | undefined = setInterval(() => sse.ping(), opts.pingIntervalMs);
-  const stopPing = () => {
-    clearInterval(ping);
-    ping = undefined;
+  return {
+    delivered: () => text,
+    content: () => ({ prompt: turn.call.body.messages, completion: text }),
+    async produce(sse) {
+      const r = await turn.stream((delta) => {
+        text += delta;
+        return sse.data({ delta });
+      });
+      await sse.data(replyBody(r));
+    },
   };
-  try {
-    const r = await turn.stream((delta) => {
-      stopPing();
-      text += delta;
-      return sse.data({ delta });
-    });
-    stopPing();
-    await sse.data(replyBody(r));
-    sse.end(true);
-  } catch (err) {
-    stopPing();
-    if (err instanceof ClientAbortError || ac.signal.aborted) {
-      status = 499;
-      errorCode = 'client_closed';
-      ac.abort();
-      reply.raw.destroy();
-    } else {
-      const e = err instanceof ApiError ? err : new InternalServerError();
-      status = e.status;
-      errorCode = e.code ?? e.type;
-      if (!(err instanceof ApiError))
-        opts.telemetry.logger.error('assistant stream failed', { requestId: req.id, error: err as Error });
-      await sse.fail(e, { 'x-request-id': req.id, ...turn.call.headers() });
-    }
-  }
-  const s = turn.call.finish({ status });
-  opts.telemetry.request({
-    requestId: req.id,
-    method: req.method,
-    route: req.routeOptions.url ?? req.url,
-    status,
-    latencyMs: Math.round(performance.now() - turn.call.startedAt),
-    model: turn.call.modelId,
-    ttftMs: s.ttftMs,
-    tokensIn: s.promptTokens,
-    tokensOut: s.completionTokens,
-    costUsd: s.costUsd,
-    cache: turn.call.cacheStatus,
-    stream: true,
-    keyId: turn.call.principal.keyId,
-    owner: turn.call.principal.owner,
-    errorCode,
-    content: opts.logContent ? { prompt: turn.call.body.messages, completion: text } : undefined,
-  });
-  req.facts.logged = true;
-  return reply;
 }

@@ -5,8 +5,11 @@
 import type { SQSClient } from '@aws-sdk/client-sqs';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { RoutePlugin } from '../app';
+import { chatRequestSchema } from '../chat/schema';
 import { validateChatRequest } from '../chat/validate';
 import { NotFoundError, ServiceUnavailableError } from '../errors';
+import { jobSchema, jobSubmittedSchema, queueStatsSchema } from '../http/api-schemas';
+import type { RouteDoc } from '../http/openapi';
 import type { Runtime } from '../runtime';
 import type { ChatCompletion } from '../wire/chat';
 import { type JobRow, JobStore, resultOf } from './job-store';
@@ -71,8 +74,7 @@ function register(app: FastifyInstance, rt: Runtime, options: AsyncRoutesOptions
   const producer = queueUrl
     ? new JobProducer({
         config,
-        router: rt.router,
-        limiter: rt.limiter,
+        chat: rt.chat,
         telemetry,
         store,
         sqs,
@@ -109,8 +111,27 @@ function register(app: FastifyInstance, rt: Runtime, options: AsyncRoutesOptions
     const { id, object, status, model, created } = jobView(job);
     return { id, object, status, model, created, status_url: statusUrl };
   };
-  app.post('/v1/chat/async', submit('/v1/chat/async'));
-  app.post('/api/v1/chat/async', submit('/api/v1/requests'));
+  const submitDoc: RouteDoc = {
+    summary: 'Submit an async chat completion',
+    description:
+      'The same validation, routing and admission as /v1/chat/completions (no streaming); the job ' +
+      'runs on the worker. `Idempotency-Key` makes retries safe (same key + same body = same job; ' +
+      'another body is 422 idempotency_key_reused).',
+    tags: ['Async jobs'],
+    body: chatRequestSchema,
+    headers: { 'Idempotency-Key': '1-255 printable ASCII characters' },
+    responses: {
+      202: {
+        description: 'Queued; poll status_url (also in Location)',
+        schema: jobSubmittedSchema,
+        headers: ['location', 'idempotent-replayed'],
+      },
+      422: { description: 'The Idempotency-Key was used with another body' },
+      503: { description: 'The queue is full or unavailable' },
+    },
+  };
+  app.post('/v1/chat/async', { config: { doc: submitDoc } }, submit('/v1/chat/async'));
+  app.post('/api/v1/chat/async', { config: { doc: submitDoc } }, submit('/api/v1/requests'));
 
   const status = async (req: FastifyRequest<{ Params: { id: string } }>): Promise<JobView> => {
     const { id } = req.params;
@@ -122,10 +143,23 @@ function register(app: FastifyInstance, rt: Runtime, options: AsyncRoutesOptions
     req.facts.model = job.model;
     return jobView(job);
   };
-  app.get('/v1/chat/async/:id', status);
-  app.get('/api/v1/requests/:id', status);
+  const statusDoc: RouteDoc = {
+    summary: "An async job's status and result",
+    tags: ['Async jobs'],
+    params: { id: 'The job id (job_...)' },
+    responses: {
+      200: { description: 'The job; `result` is the chat.completion once completed', schema: jobSchema },
+    },
+  };
+  app.get('/v1/chat/async/:id', { config: { doc: statusDoc } }, status);
+  app.get('/api/v1/requests/:id', { config: { doc: statusDoc } }, status);
 
-  app.get('/admin/queue', { config: { auth: 'admin' } }, async () => {
+  const queueDoc: RouteDoc = {
+    summary: 'Job queue statistics',
+    tags: ['Admin: queue'],
+    responses: { 200: { description: 'Depth, in flight, DLQ, oldest age', schema: queueStatsSchema } },
+  };
+  app.get('/admin/queue', { config: { auth: 'admin', doc: queueDoc } }, async () => {
     if (!queueUrl) throw noQueue();
     try {
       return await queueStats({
