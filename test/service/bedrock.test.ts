@@ -9,7 +9,6 @@ import type { ChatCompletionChunk } from 'openai/resources/chat/completions';
 import { readEnv } from '../../container/src/config/env';
 import { SERVICE_NAMES } from '../../container/src/contract';
 import { registerAssistantRoutes } from '../../container/src/conversations/routes';
-import { BadRequestError } from '../../container/src/errors';
 import { JobStore } from '../../container/src/jobs/job-store';
 import { JobProcessor } from '../../container/src/jobs/processor';
 import { registerAsyncRoutes } from '../../container/src/jobs/routes';
@@ -32,6 +31,7 @@ const CLAUDE = 'us.anthropic.claude-sonnet-4-5-20250929-v1:0';
 const RETRYING = 'anthropic.claude-haiku-retry-v1:0';
 const FALLING = 'anthropic.claude-falls-back-v1:0';
 const EU = 'eu.anthropic.claude-sonnet-4-5-20250929-v1:0';
+const SINGLE = 'anthropic.claude-one-at-a-time-v1:0';
 const TITAN = 'amazon.titan-embed-text-v2:0';
 const COHERE = 'cohere.embed-english-v3';
 
@@ -48,6 +48,7 @@ function catalogue(u: MockUpstream) {
     bedrockModel('claude-retry', { upstreamModel: RETRYING, maxRetries: 2 }),
     bedrockModel('claude-fb', { upstreamModel: FALLING, fallbacks: ['mock-small'] }),
     bedrockModel('claude-eu', { upstreamModel: EU, region: 'eu-west-1' }),
+    bedrockModel('claude-one', { upstreamModel: SINGLE, maxConcurrent: 1, maxQueue: 0 }),
     bedrockModel('titan', { upstreamModel: TITAN, endpoints: ['embeddings'], pricing: { input: 0.02 } }),
     bedrockModel('cohere', {
       upstreamModel: COHERE,
@@ -465,6 +466,7 @@ describe('usage and cost of Bedrock calls', () => {
       promptTokens: 1600,
       completionTokens: 50,
       cachedTokens: 1000,
+      cacheWriteTokens: 500,
       estimated: false,
     });
     expect(row!.costUsd).toBeCloseTo(CACHE_COST, 9);
@@ -484,7 +486,13 @@ describe('usage and cost of Bedrock calls', () => {
       const rs = await records(owner);
       return rs.length === 1 ? rs : null;
     });
-    expect(row).toMatchObject({ stream: true, promptTokens: 1600, completionTokens: 50, cachedTokens: 1000 });
+    expect(row).toMatchObject({
+      stream: true,
+      promptTokens: 1600,
+      completionTokens: 50,
+      cachedTokens: 1000,
+      cacheWriteTokens: 500,
+    });
     expect(row!.costUsd).toBeCloseTo(CACHE_COST, 9);
   });
 
@@ -770,6 +778,32 @@ describe('routing with Bedrock models', () => {
     expect(c.choices[0]!.message.content).toBe('auto picked me');
   });
 
+  it('holds a Bedrock model to its maxConcurrent: one more call answers 503 server_busy', async () => {
+    bedrock.enqueue(SINGLE, { kind: 'reply', text: 'slow', delayMs: 400 });
+    const first = svc.http('POST', '/v1/chat/completions', {
+      body: { model: 'claude-one', messages: user('1') },
+    });
+    await bedrock.waitForRequests(1);
+    const second = await svc.http('POST', '/v1/chat/completions', {
+      body: { model: 'claude-one', messages: user('2') },
+    });
+    expect(second.status).toBe(503);
+    expect(second.json().error.code).toBe('server_busy');
+    expect((await first).status).toBe(200);
+    expect(bedrock.requests).toHaveLength(1);
+  });
+
+  it('serves a repeated deterministic request from the response cache without calling Bedrock', async () => {
+    const { key } = await svc.createKey();
+    bedrock.enqueue(CLAUDE, { kind: 'reply', text: 'cache me' });
+    const body = { model: 'claude', messages: user('same question'), temperature: 0 };
+    const a = await svc.http('POST', '/v1/chat/completions', { key, body });
+    const b = await svc.http('POST', '/v1/chat/completions', { key, body });
+    expect([a.headers.get('x-tollgate-cache'), b.headers.get('x-tollgate-cache')]).toEqual(['MISS', 'HIT']);
+    expect(b.json().choices[0].message.content).toBe('cache me');
+    expect(bedrock.requests).toHaveLength(1);
+  });
+
   it('serves models in another region through that region’s client', async () => {
     bedrock.enqueue(EU, { kind: 'reply', text: 'from eu-west-1' });
     const c = await openai.chat.completions.create({ model: 'claude-eu', messages: user('eu') });
@@ -804,48 +838,58 @@ describe('readiness', () => {
 });
 
 describe('embeddings on Bedrock models', () => {
-  const embed = (id: string, input: Array<string | number[]>, dimensions?: number) =>
-    svc.server.runtime.router.embed(
-      id,
-      { model: id, input, ...(dimensions ? { dimensions } : {}) },
-      new AbortController().signal,
-    );
+  /** What the gateway answers for the server's vector: float32, as every embedding API computes them. */
+  const f32 = (text: string, dims: number) => Array.from(Float32Array.from(embedding(text, dims)));
+  const noStore = { headers: { 'cache-control': 'no-store' } };
 
-  it('calls Titan once per input, at most 8 at a time, and keeps the input order and per-item tokens', async () => {
+  it('calls Titan once per input, at most 8 at a time, in order, with its per-item token counts', async () => {
+    const { key, owner } = await svc.createKey();
     bedrock.setDefault(TITAN, { kind: 'embed', delayMs: 40 });
     const input = Array.from({ length: 20 }, (_, i) => `text number ${i}${' x'.repeat(i)}`);
-    const { result } = await embed('titan', input, 256);
+    const r = await svc
+      .client(key)
+      .embeddings.create({ model: 'titan', input, dimensions: 256, encoding_format: 'float' }, noStore);
     expect(bedrock.requests).toHaveLength(20);
     expect(bedrock.peakInFlight).toBeLessThanOrEqual(8);
     expect(bedrock.peakInFlight).toBeGreaterThan(1);
-    expect(result.vectors).toEqual(input.map((t) => embedding(t, 256)));
-    expect(result.itemTokens).toEqual(input.map((t) => t.split(/\s+/).length));
-    expect(result.promptTokens).toBe(result.itemTokens!.reduce((a, b) => a + b, 0));
-    expect(bedrock.requests.every((r) => r.operation === 'invoke' && r.body.dimensions === 256)).toBe(true);
+    expect(r.data.map((d) => d.index)).toEqual(input.map((_, i) => i));
+    expect(r.data.map((d) => d.embedding)).toEqual(input.map((t) => f32(t, 256)));
+    const tokens = input.reduce((a, t) => a + t.split(/\s+/).length, 0);
+    expect(r.usage).toEqual({ prompt_tokens: tokens, total_tokens: tokens });
+    expect(bedrock.requests.every((q) => q.operation === 'invoke' && q.body.dimensions === 256)).toBe(true);
+    const row = await eventually(async () => (await records(owner))[0]);
+    expect(row).toMatchObject({ model: 'titan', status: 200, promptTokens: tokens, completionTokens: 0 });
+    expect(row.costUsd).toBeCloseTo((tokens * 0.02) / 1e6, 12);
   });
 
   it('batches Cohere inputs 96 at a time with the entry’s input_type, tokens from Bedrock’s header', async () => {
     const input = Array.from({ length: 200 }, (_, i) => `doc ${i}`);
-    const { result } = await embed('cohere', input);
-    const batches = bedrock.requests.map((r) => (r.body.texts as string[]).length).sort((a, b) => b - a);
+    // The SDK's default: base64, decoded by the SDK into the same floats.
+    const r = await openai.embeddings.create({ model: 'cohere', input }, noStore);
+    const batches = bedrock.requests.map((q) => (q.body.texts as string[]).length).sort((a, b) => b - a);
     expect(batches).toEqual([96, 96, 8]);
-    expect(bedrock.requests.every((r) => r.body.input_type === 'search_query')).toBe(true);
-    expect(result.vectors).toEqual(input.map((t) => embedding(t, 8)));
-    expect(result.promptTokens).toBe(400);
-    expect(result.itemTokens).toBeUndefined();
+    expect(bedrock.requests.every((q) => q.body.input_type === 'search_query')).toBe(true);
+    expect(r.data.map((d) => d.embedding)).toEqual(input.map((t) => f32(t, 8)));
+    expect(r.usage.prompt_tokens).toBe(400);
   });
 
-  it('refuses token-array inputs with a 400 naming the item', async () => {
-    const err = await embed('titan', ['fine', [1, 2, 3]]).catch((e: unknown) => e);
-    expect(err).toBeInstanceOf(BadRequestError);
-    expect((err as BadRequestError).param).toBe('input[1]');
+  it('refuses token-array inputs with a 400 naming input, without calling Bedrock', async () => {
+    const err = await openai.embeddings
+      .create({ model: 'titan', input: [[1, 2, 3]] }, noStore)
+      .catch((e: unknown) => e);
+    expect(err).toMatchObject({ status: 400, param: 'input' });
     expect(bedrock.requests).toHaveLength(0);
   });
 
   it('maps an InvokeModel error like a chat one', async () => {
     bedrock.setDefault(TITAN, { kind: 'error', type: 'ThrottlingException' });
-    const err = await embed('titan', ['a']).catch((e: unknown) => e);
-    expect(err).toMatchObject({ status: 503, code: 'upstream_rate_limited' });
+    const r = await svc.http('POST', '/v1/embeddings', {
+      body: { model: 'titan', input: 'a' },
+      headers: { 'cache-control': 'no-store' },
+    });
+    expect(r.status).toBe(503);
+    expect(r.headers.get('retry-after')).toBe('1');
+    expect(r.json().error.code).toBe('upstream_rate_limited');
     expect(bedrock.requests).toHaveLength(1);
   });
 });

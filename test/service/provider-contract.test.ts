@@ -147,6 +147,15 @@ beforeAll(async () => {
         { id: 'c-sim', provider: 'simulator', simulator: { ttftMs: 5, tokensPerSecond: 2000 } },
         mockModel(upstream, 'c-openai'),
         bedrockModel('c-bedrock', { upstreamModel: BEDROCK_MODEL, pricing: { input: 1, output: 2 } }),
+        { id: 'e-sim', provider: 'simulator', endpoints: ['embeddings'] },
+        mockModel(upstream, 'e-openai', {
+          upstreamModel: 'text-embedding-3-small',
+          endpoints: ['embeddings'],
+        }),
+        bedrockModel('e-bedrock', {
+          upstreamModel: 'amazon.titan-embed-text-v2:0',
+          endpoints: ['embeddings'],
+        }),
       ],
       tiers: { basic: { limits: { rpm: 100_000 }, models: ['*'] } },
       usage: { flushIntervalMs: 100 },
@@ -370,5 +379,32 @@ describe.each(scripted)('provider contract with a scripted upstream: $name', (f)
     });
     expect(r.status).toBe(504);
     await eventually(() => f.script.lastAborted());
+  });
+});
+
+describe.each(['e-sim', 'e-openai', 'e-bedrock'])('embeddings contract: %s', (model) => {
+  it('answers one vector per input in order, the same numbers as float and base64, with usage and one usage row', async () => {
+    const { key, owner } = await svc.createKey();
+    const client = svc.client(key);
+    const input = ['first text', 'a second, longer text', 'third'];
+    const noStore = { headers: { 'cache-control': 'no-store' } };
+    const float = await client.embeddings.create(
+      { model, input, encoding_format: 'float', dimensions: 16 },
+      noStore,
+    );
+    const b64 = await client.embeddings.create({ model, input, dimensions: 16 }, noStore);
+    expect(float).toMatchObject({ object: 'list', model });
+    expect(float.data.map((d) => [d.object, d.index])).toEqual(input.map((_, i) => ['embedding', i]));
+    for (const d of float.data) expect(d.embedding).toHaveLength(16);
+    expect(new Set(float.data.map((d) => JSON.stringify(d.embedding))).size).toBe(3);
+    expect(b64.data.map((d) => Array.from(d.embedding))).toEqual(float.data.map((d) => d.embedding));
+    expect(float.usage.prompt_tokens).toBeGreaterThan(0);
+    expect(float.usage.total_tokens).toBe(float.usage.prompt_tokens);
+    const rows = await eventually(async () => {
+      const rs = await records(owner);
+      return rs.length === 2 ? rs : null;
+    });
+    for (const r of rows)
+      expect(r).toMatchObject({ model, status: 200, promptTokens: float.usage.prompt_tokens });
   });
 });

@@ -1,6 +1,5 @@
 import { type BedrockRuntimeClient, InvokeModelCommand } from '@aws-sdk/client-bedrock-runtime';
 import { BadRequestError, UpstreamError } from '../../errors';
-import { countTextTokens } from '../../tokens/count';
 import type { EmbeddingsCall, EmbeddingsResult } from '../../wire/embeddings';
 import type { ProviderCallOptions } from '../types';
 import type { BedrockTarget } from './errors';
@@ -85,10 +84,14 @@ async function invoke(
   }
 }
 
-function vector(v: unknown, model: string): number[] {
+function vector(v: unknown, model: string): Float32Array {
   if (!Array.isArray(v) || !v.every((x) => typeof x === 'number'))
     throw new UpstreamError(`Amazon Bedrock sent an embedding that is not a list of numbers for '${model}'.`);
-  return v as number[];
+  return Float32Array.from(v as number[]);
+}
+
+function count(n: unknown): number | undefined {
+  return typeof n === 'number' && Number.isInteger(n) && n >= 0 ? n : undefined;
 }
 
 /** `fn` over `items` with at most `limit` calls in flight; the first failure stops the rest. */
@@ -127,11 +130,12 @@ async function mapLimit<T, R>(
 }
 
 function texts(call: EmbeddingsCall): string[] {
-  return call.input.map((item, i) => {
+  return call.input.map((item) => {
     if (typeof item === 'string') return item;
+    // `input`, not `input[i]`: the call holds only the items the cache did not have.
     throw new BadRequestError(
-      `'input[${i}]' is a token array; Amazon Bedrock embedding models take text only (their tokenizers are not OpenAI's).`,
-      { param: `input[${i}]` },
+      "'input' holds token arrays; Amazon Bedrock embedding models take text only (their tokenizers are not OpenAI's).",
+      { param: 'input' },
     );
   });
 }
@@ -140,7 +144,8 @@ function texts(call: EmbeddingsCall): string[] {
  * Embeddings through InvokeModel: Titan one text per call (fanned out, at most
  * {@link TITAN_CONCURRENCY} at once, each counting its own tokens), Cohere in batches of up to
  * {@link COHERE_BATCH} texts with the entry's `input_type` (tokens from Bedrock's count
- * header). Vectors come back in input order.
+ * header). Vectors come back in input order; a count Bedrock did not give is left to the
+ * gateway.
  */
 export async function bedrockEmbed(
   o: EmbedOptions,
@@ -154,16 +159,17 @@ export async function bedrockEmbed(
       const payload: Record<string, unknown> = { inputText };
       if (call.dimensions !== undefined) payload.dimensions = call.dimensions;
       const { body, inputTokens } = await invoke(o, call.model, payload, { ...opts, signal });
-      const counted = body.inputTextTokenCount;
       return {
         vector: vector(body.embedding, call.model),
-        tokens: typeof counted === 'number' ? counted : (inputTokens ?? countTextTokens(inputText)),
+        tokens: count(body.inputTextTokenCount) ?? inputTokens,
       };
     });
-    const itemTokens = items.map((x) => x.tokens);
+    const counts = items.map((x) => x.tokens);
+    // Counts only when Bedrock gave every one (the gateway counts otherwise).
+    const itemTokens = counts.every((t) => t !== undefined) ? (counts as number[]) : undefined;
     return {
       vectors: items.map((x) => x.vector),
-      promptTokens: itemTokens.reduce((a, b) => a + b, 0),
+      promptTokens: itemTokens?.reduce((a, b) => a + b, 0),
       itemTokens,
     };
   }
@@ -184,14 +190,16 @@ export async function bedrockEmbed(
       }
       return {
         vectors: list.map((v) => vector(v, call.model)),
-        tokens: inputTokens ?? batch.reduce((a, t) => a + countTextTokens(t), 0),
+        tokens: inputTokens,
         single: batch.length === 1,
       };
     });
     const vectors = answers.flatMap((a) => a.vectors);
-    const promptTokens = answers.reduce((a, b) => a + b.tokens, 0);
+    const known = answers.every((a) => a.tokens !== undefined);
+    const promptTokens = known ? answers.reduce((a, b) => a + (b.tokens as number), 0) : undefined;
     // Per-item counts are only known when every batch held one text.
-    const itemTokens = answers.every((a) => a.single) ? answers.map((a) => a.tokens) : undefined;
+    const itemTokens =
+      known && answers.every((a) => a.single) ? answers.map((a) => a.tokens as number) : undefined;
     return { vectors, promptTokens, itemTokens };
   }
   throw new BadRequestError(
