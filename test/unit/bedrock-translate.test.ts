@@ -32,7 +32,11 @@ const fn = (name: string, extra: Record<string, unknown> = {}) => ({
   type: 'function',
   function: { name, parameters: { type: 'object', properties: { q: { type: 'string' } } }, ...extra },
 });
-const call = (id: string, name: string, args: string) => ({ id, type: 'function', function: { name, arguments: args } });
+const call = (id: string, name: string, args: string) => ({
+  id,
+  type: 'function',
+  function: { name, arguments: args },
+});
 
 describe('Bedrock request translation: messages', () => {
   it('moves system and developer messages, from anywhere, into system[]', () => {
@@ -112,7 +116,10 @@ describe('Bedrock request translation: messages', () => {
           {
             role: 'user',
             content: [
-              { type: 'file', file: { file_data: `data:application/pdf;base64,${pdf}`, filename: 'q3_report.v2.pdf' } },
+              {
+                type: 'file',
+                file: { file_data: `data:application/pdf;base64,${pdf}`, filename: 'q3_report.v2.pdf' },
+              },
               { type: 'file', file: { file_data: `data:text/plain;base64,${pdf}` } },
             ],
           },
@@ -122,9 +129,9 @@ describe('Bedrock request translation: messages', () => {
     const [a, b] = input.messages[0]!.content!;
     expect(a!.document).toMatchObject({ format: 'pdf', name: 'q3 report v2 1' });
     expect(b!.document).toMatchObject({ format: 'txt', name: 'document 2' });
-    expect(refusal({ messages: [{ role: 'user', content: [{ type: 'file', file: { file_id: 'f1' } }] }] }).param).toBe(
-      'messages[0].content[0].file.file_data',
-    );
+    expect(
+      refusal({ messages: [{ role: 'user', content: [{ type: 'file', file: { file_id: 'f1' } }] }] }).param,
+    ).toBe('messages[0].content[0].file.file_data');
   });
 
   it('drops whitespace-only text and merges consecutive messages of one role', () => {
@@ -133,7 +140,13 @@ describe('Bedrock request translation: messages', () => {
         messages: [
           { role: 'user', content: 'one' },
           { role: 'user', content: '   \n' },
-          { role: 'user', content: [{ type: 'text', text: 'two' }, { type: 'text', text: ' ' }] },
+          {
+            role: 'user',
+            content: [
+              { type: 'text', text: 'two' },
+              { type: 'text', text: ' ' },
+            ],
+          },
           { role: 'assistant', content: '' },
           { role: 'user', content: 'three' },
           { role: 'assistant', content: 'a' },
@@ -317,17 +330,22 @@ describe('Bedrock request translation: tools', () => {
   });
 
   it('maps tool_choice: auto is the default (not sent), required -> any, named -> tool', () => {
-    expect(toConverse(req({ tools: [fn('a')], tool_choice: 'auto' })).input.toolConfig?.toolChoice).toBeUndefined();
-    expect(toConverse(req({ tools: [fn('a')], tool_choice: 'required' })).input.toolConfig?.toolChoice).toEqual({
+    expect(
+      toConverse(req({ tools: [fn('a')], tool_choice: 'auto' })).input.toolConfig?.toolChoice,
+    ).toBeUndefined();
+    expect(
+      toConverse(req({ tools: [fn('a')], tool_choice: 'required' })).input.toolConfig?.toolChoice,
+    ).toEqual({
       any: {},
     });
     expect(
-      toConverse(req({ tools: [fn('a'), fn('b')], tool_choice: { type: 'function', function: { name: 'b' } } })).input
-        .toolConfig?.toolChoice,
+      toConverse(
+        req({ tools: [fn('a'), fn('b')], tool_choice: { type: 'function', function: { name: 'b' } } }),
+      ).input.toolConfig?.toolChoice,
     ).toEqual({ tool: { name: 'b' } });
-    expect(refusal({ tools: [fn('a')], tool_choice: { type: 'function', function: { name: 'zz' } } }).param).toBe(
-      'tool_choice.function.name',
-    );
+    expect(
+      refusal({ tools: [fn('a')], tool_choice: { type: 'function', function: { name: 'zz' } } }).param,
+    ).toBe('tool_choice.function.name');
     expect(refusal({ tools: [fn('a')], tool_choice: 'sometimes' }).param).toBe('tool_choice');
   });
 
@@ -434,8 +452,9 @@ describe('Bedrock request translation: tools', () => {
 describe('Bedrock request translation: parameters and unknown fields', () => {
   it('maps max_completion_tokens (over max_tokens), temperature, top_p and stop into inferenceConfig', () => {
     expect(
-      toConverse(req({ max_tokens: 10, max_completion_tokens: 20, temperature: 0.2, top_p: 0.9, stop: ['END', ''] }))
-        .input.inferenceConfig,
+      toConverse(
+        req({ max_tokens: 10, max_completion_tokens: 20, temperature: 0.2, top_p: 0.9, stop: ['END', ''] }),
+      ).input.inferenceConfig,
     ).toEqual({ maxTokens: 20, temperature: 0.2, topP: 0.9, stopSequences: ['END'] });
     expect(toConverse(req({ max_tokens: 7, stop: 'x' })).input.inferenceConfig).toEqual({
       maxTokens: 7,
@@ -463,7 +482,13 @@ describe('Bedrock request translation: parameters and unknown fields', () => {
       expect(e.status).toBe(400);
     }
     const fine = toConverse(
-      req({ frequency_penalty: 0, presence_penalty: 0, logit_bias: {}, logprobs: false, modalities: ['text'] }),
+      req({
+        frequency_penalty: 0,
+        presence_penalty: 0,
+        logit_bias: {},
+        logprobs: false,
+        modalities: ['text'],
+      }),
     );
     expect(fine.input.additionalModelRequestFields).toBeUndefined();
   });
@@ -484,9 +509,14 @@ describe('Bedrock request translation: parameters and unknown fields', () => {
 
   it('maps response_format json_schema to outputConfig and refuses json_object', () => {
     const schema = { type: 'object', properties: { a: { type: 'number' } }, required: ['a'] };
-    const c = toConverse(req({ response_format: { type: 'json_schema', json_schema: { name: 'out', schema } } }));
+    const c = toConverse(
+      req({ response_format: { type: 'json_schema', json_schema: { name: 'out', schema } } }),
+    );
     expect(c.input.outputConfig).toEqual({
-      textFormat: { type: 'json_schema', structure: { jsonSchema: { schema: JSON.stringify(schema), name: 'out' } } },
+      textFormat: {
+        type: 'json_schema',
+        structure: { jsonSchema: { schema: JSON.stringify(schema), name: 'out' } },
+      },
     });
     expect(toConverse(req({ response_format: { type: 'text' } })).input.outputConfig).toBeUndefined();
     expect(refusal({ response_format: { type: 'json_object' } }).param).toBe('response_format.type');
@@ -523,7 +553,13 @@ describe('Bedrock response translation', () => {
 
   it('counts cache reads and writes into prompt_tokens and reports them apart', () => {
     expect(
-      toUsage({ inputTokens: 10, outputTokens: 5, totalTokens: 115, cacheReadInputTokens: 60, cacheWriteInputTokens: 40 }),
+      toUsage({
+        inputTokens: 10,
+        outputTokens: 5,
+        totalTokens: 115,
+        cacheReadInputTokens: 60,
+        cacheWriteInputTokens: 40,
+      }),
     ).toEqual({
       prompt_tokens: 110,
       completion_tokens: 5,
@@ -569,7 +605,9 @@ describe('Bedrock response translation', () => {
         role: 'assistant',
         content: 'Let me look.',
         reasoning_content: 'thinking...',
-        tool_calls: [{ id: 'tooluse_abc', type: 'function', function: { name: long, arguments: '{"q":"x"}' } }],
+        tool_calls: [
+          { id: 'tooluse_abc', type: 'function', function: { name: long, arguments: '{"q":"x"}' } },
+        ],
       },
     });
   });
@@ -582,10 +620,17 @@ describe('Bedrock response translation', () => {
     ];
     const none = toConverse(req({ messages: history }));
     const answer = (content: NonNullable<ConverseResponse['output']>['message']) =>
-      ({ output: { message: content }, stopReason: 'tool_use', usage: { inputTokens: 1, outputTokens: 1, totalTokens: 2 } }) as ConverseResponse;
+      ({
+        output: { message: content },
+        stopReason: 'tool_use',
+        usage: { inputTokens: 1, outputTokens: 1, totalTokens: 2 },
+      }) as ConverseResponse;
     const stray = toCompletion(
       none,
-      answer({ role: 'assistant', content: [{ toolUse: { toolUseId: 't', name: PLACEHOLDER_TOOL, input: {} } }] }),
+      answer({
+        role: 'assistant',
+        content: [{ toolUse: { toolUseId: 't', name: PLACEHOLDER_TOOL, input: {} } }],
+      }),
       'r',
     );
     expect(stray.choices[0]).toMatchObject({ finish_reason: 'stop', message: { content: '' } });
@@ -629,7 +674,9 @@ describe('Bedrock stream translation', () => {
       { contentBlockStart: { contentBlockIndex: 3, start: { toolUse: { toolUseId: 'id_b', name: 'b' } } } },
       { contentBlockStop: { contentBlockIndex: 3 } },
       { messageStop: { stopReason: 'tool_use' } },
-      { metadata: { usage: { inputTokens: 4, outputTokens: 6, totalTokens: 10 }, metrics: { latencyMs: 1 } } },
+      {
+        metadata: { usage: { inputTokens: 4, outputTokens: 6, totalTokens: 10 }, metrics: { latencyMs: 1 } },
+      },
     ]);
     expect(deltas(chunks)).toEqual([
       { role: 'assistant', reasoning_content: 'hmm' },
@@ -643,9 +690,16 @@ describe('Bedrock stream translation', () => {
       {},
       undefined,
     ]);
-    expect(chunks[7]!.choices[0]).toMatchObject({ finish_reason: 'tool_calls', native_finish_reason: 'tool_use' });
-    expect(chunks[8]).toMatchObject({ choices: [], usage: { prompt_tokens: 4, completion_tokens: 6, total_tokens: 10 } });
-    for (const ch of chunks) expect(ch).toMatchObject({ id: 'chatcmpl-x', object: 'chat.completion.chunk', model: MODEL });
+    expect(chunks[7]!.choices[0]).toMatchObject({
+      finish_reason: 'tool_calls',
+      native_finish_reason: 'tool_use',
+    });
+    expect(chunks[8]).toMatchObject({
+      choices: [],
+      usage: { prompt_tokens: 4, completion_tokens: 6, total_tokens: 10 },
+    });
+    for (const ch of chunks)
+      expect(ch).toMatchObject({ id: 'chatcmpl-x', object: 'chat.completion.chunk', model: MODEL });
   });
 
   it('sends the role with the first chunk that has content, not on messageStart', () => {
@@ -653,9 +707,9 @@ describe('Bedrock stream translation', () => {
     const tr = new StreamTranslator(c, 'x', 1);
     expect(tr.translate({ messageStart: { role: 'assistant' } })).toBeNull();
     expect(tr.translate({ contentBlockDelta: { contentBlockIndex: 0, delta: { text: '' } } })).toBeNull();
-    expect(tr.translate({ contentBlockDelta: { contentBlockIndex: 0, delta: { text: 'Hi' } } })!.choices[0]!.delta).toEqual(
-      { role: 'assistant', content: 'Hi' },
-    );
+    expect(
+      tr.translate({ contentBlockDelta: { contentBlockIndex: 0, delta: { text: 'Hi' } } })!.choices[0]!.delta,
+    ).toEqual({ role: 'assistant', content: 'Hi' });
     expect(tr.stopped).toBe(false);
     const stop = tr.translate({ messageStop: { stopReason: 'max_tokens' } })!;
     expect(stop.choices[0]).toMatchObject({ delta: {}, finish_reason: 'length' });
@@ -688,12 +742,20 @@ describe('Bedrock stream translation', () => {
       }),
     );
     const stray = run(history, [
-      { contentBlockStart: { contentBlockIndex: 0, start: { toolUse: { toolUseId: 'p', name: PLACEHOLDER_TOOL } } } },
+      {
+        contentBlockStart: {
+          contentBlockIndex: 0,
+          start: { toolUse: { toolUseId: 'p', name: PLACEHOLDER_TOOL } },
+        },
+      },
       { contentBlockDelta: { contentBlockIndex: 0, delta: { toolUse: { input: '{}' } } } },
       { contentBlockStop: { contentBlockIndex: 0 } },
       { messageStop: { stopReason: 'tool_use' } },
     ]);
     expect(stray).toHaveLength(1);
-    expect(stray[0]!.choices[0]).toMatchObject({ delta: { role: 'assistant', content: '' }, finish_reason: 'stop' });
+    expect(stray[0]!.choices[0]).toMatchObject({
+      delta: { role: 'assistant', content: '' },
+      finish_reason: 'stop',
+    });
   });
 });
