@@ -572,6 +572,17 @@ describe('Bedrock response translation', () => {
     });
   });
 
+  it('leaves usage out when Bedrock sent none, so the gateway counts the answer itself', () => {
+    const c = toConverse(req({}));
+    const out = {
+      output: { message: { role: 'assistant', content: [{ text: 'hi' }] } },
+      stopReason: 'end_turn',
+    };
+    expect(toCompletion(c, out as ConverseResponse, 'r')).not.toHaveProperty('usage');
+    const tr = new StreamTranslator(c, 'x', 1);
+    expect(tr.translate({ metadata: { metrics: { latencyMs: 1 } } as never })).toBeNull();
+  });
+
   it('builds a completion with text, tool calls (ids kept, names mapped back) and reasoning', () => {
     const long = `lookup_${'y'.repeat(70)}`;
     const c = toConverse(req({ tools: [fn(long)] }));

@@ -100,6 +100,7 @@ export function toCompletion(call: ConverseCall, out: ConverseResponse, requestI
     created: Math.floor(Date.now() / 1000),
     model: call.input.modelId,
     choices: [choice],
-    usage: toUsage(out.usage),
+    // Without Bedrock's usage the gateway counts the answer itself (and marks it estimated).
+    ...(out.usage ? { usage: toUsage(out.usage) } : {}),
   };
 }

@@ -28,8 +28,6 @@ export class StreamTranslator {
   private nextTool = 0;
   /** `messageStop` arrived (a stream that ends before it was cut short). */
   stopped = false;
-  /** `metadata` (usage) arrived. */
-  metered = false;
 
   constructor(
     private readonly call: ConverseCall,
@@ -109,7 +107,7 @@ export class StreamTranslator {
       return c;
     }
     if (ev.metadata) {
-      this.metered = true;
+      if (!ev.metadata.usage) return null;
       return {
         id: this.id,
         object: 'chat.completion.chunk',
