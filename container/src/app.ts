@@ -2,6 +2,7 @@ import { randomUUID, timingSafeEqual } from 'node:crypto';
 import Fastify, { type FastifyInstance } from 'fastify';
 import { SERVICE_VERSION } from './contract';
 import { AuthenticationError, PermissionDeniedError } from './errors';
+import { registerAdminConsoleRoutes } from './http/admin-console-routes';
 import { registerAdminRoutes } from './http/admin-routes';
 import { registerBasicRoutes } from './http/basic-routes';
 import { registerChatRoutes } from './http/chat-routes';
@@ -146,6 +147,7 @@ export function buildApp(rt: Runtime, plugins: RoutePlugin[] = []): FastifyInsta
     usageTable: env.tables.usage,
     modelIds: () => new Set(rt.router.list().map((e) => e.config.id)),
   });
+  registerAdminConsoleRoutes(app, rt);
   for (const p of plugins) p(app, rt);
   finishRoutes();
   return app;

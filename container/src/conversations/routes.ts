@@ -25,10 +25,11 @@ export interface AssistantRoutesOptions {
   logContent: boolean;
 }
 
-const CHAT_PATHS = ['/api/v1/chat', '/v1/assistant/chat'];
+// The original tutorial's paths, and the /v1 ones with their /api/v1 twins (every /v1 path is).
+const CHAT_PATHS = ['/api/v1/chat', '/v1/assistant/chat', '/api/v1/assistant/chat'];
 // Wildcards, not `:user_id`: Fastify refuses parameters over 100 characters (414), and a
 // user_id may have 128. The wildcard takes anything, so parseUserId is the only gate.
-const HISTORY_PATHS = ['/api/v1/chat/history/*', '/v1/assistant/history/*'];
+const HISTORY_PATHS = ['/api/v1/chat/history/*', '/v1/assistant/history/*', '/api/v1/assistant/history/*'];
 
 /**
  * The customer-support assistant: `POST /api/v1/chat` (and `/v1/assistant/chat`), and

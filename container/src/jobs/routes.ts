@@ -7,12 +7,14 @@ import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { RoutePlugin } from '../app';
 import { chatRequestSchema } from '../chat/schema';
 import { validateChatRequest } from '../chat/validate';
-import { NotFoundError, ServiceUnavailableError } from '../errors';
+import { BadRequestError, NotFoundError, ServiceUnavailableError } from '../errors';
+import { failedJobsQuerySchema, failedJobsSchema } from '../http/admin-console-schemas';
 import { jobSchema, jobSubmittedSchema, queueStatsSchema } from '../http/api-schemas';
 import type { RouteDoc } from '../http/openapi';
 import type { Runtime } from '../runtime';
+import { parseQuery } from '../validation';
 import type { ChatCompletion } from '../wire/chat';
-import { type JobRow, JobStore, resultOf } from './job-store';
+import { type FailedJob, type JobRow, JobStore, resultOf } from './job-store';
 import { JobProducer, parseIdempotencyKey } from './producer';
 import { createSqsClient, QueueDepthGate, queueStats } from './queue';
 import { JOB_ID_RE } from './schema';
@@ -151,8 +153,56 @@ function register(app: FastifyInstance, rt: Runtime, options: AsyncRoutesOptions
       200: { description: 'The job; `result` is the chat.completion once completed', schema: jobSchema },
     },
   };
-  app.get('/v1/chat/async/:id', { config: { doc: statusDoc } }, status);
-  app.get('/api/v1/requests/:id', { config: { doc: statusDoc } }, status);
+  // Every /v1 path is also under /api/v1; /api/v1/requests/{id} is the original tutorial's name.
+  for (const url of ['/v1/chat/async/:id', '/api/v1/chat/async/:id', '/api/v1/requests/:id'])
+    app.get(url, { config: { doc: statusDoc } }, status);
+
+  const failedDoc: RouteDoc = {
+    summary: 'The most recent failed jobs',
+    description:
+      "Newest first, from the jobs table's failed-jobs index: owner, model, attempts, error; never the request.",
+    tags: ['Admin: queue'],
+    query: failedJobsQuerySchema,
+    responses: { 200: { description: 'The failed jobs', schema: failedJobsSchema } },
+  };
+  app.get('/admin/jobs/failed', { config: { auth: 'admin', doc: failedDoc } }, async (req) => {
+    const limit = Number(parseQuery(failedJobsQuerySchema, req.query).limit ?? '20');
+    if (!(limit >= 1 && limit <= 100))
+      throw new BadRequestError("'limit' must be an integer from 1 to 100.", { param: 'limit' });
+    let failed: FailedJob[];
+    try {
+      failed = await store.recentFailures(limit, { signal: AbortSignal.timeout(5000) });
+    } catch (err) {
+      telemetry.logger.warn('failed jobs unavailable', { error: (err as Error).message });
+      throw new ServiceUnavailableError('The jobs table is unreachable.', {
+        code: 'jobs_unavailable',
+        retryAfterSeconds: 2,
+      });
+    }
+    return {
+      object: 'list',
+      data: failed.map((j) => ({
+        id: j.jobId,
+        object: JOB_OBJECT,
+        status: 'failed' as const,
+        owner: j.owner,
+        key_id: j.keyId,
+        model: j.model,
+        attempts: j.attempts,
+        created: Math.floor(j.createdAt / 1000),
+        failed: Math.floor(j.failedAt / 1000),
+        error: j.error
+          ? {
+              message: j.error.message,
+              type: j.error.type,
+              param: j.error.param,
+              code: j.error.code,
+              status: j.error.status,
+            }
+          : null,
+      })),
+    };
+  });
 
   const queueDoc: RouteDoc = {
     summary: 'Job queue statistics',

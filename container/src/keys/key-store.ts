@@ -26,6 +26,8 @@ export interface KeyRecord {
   createdAt: string;
   revoked: boolean;
   revokedAt?: string;
+  /** ISO time from which the key is refused (short-lived keys, e.g. the console playground's). */
+  expiresAt?: string;
 }
 
 /** The authenticated caller with effective (tier + key) settings. */
@@ -69,6 +71,7 @@ export function keyView(r: KeyRecord): Record<string, unknown> {
     created: r.createdAt,
     revoked: r.revoked,
     ...(r.revokedAt ? { revoked_at: r.revokedAt } : {}),
+    ...(r.expiresAt ? { expires_at: r.expiresAt } : {}),
   };
 }
 
@@ -85,6 +88,8 @@ export class KeyStore {
     limits?: Limits;
     models?: string[];
     key?: string;
+    /** Refused from this moment on. */
+    expiresAt?: Date;
   }): Promise<{ key: string; record: KeyRecord }> {
     const key = input.key ?? generateKey();
     const record: KeyRecord = {
@@ -97,6 +102,7 @@ export class KeyStore {
       prefix: key.slice(0, 10),
       createdAt: new Date().toISOString(),
       revoked: false,
+      ...(input.expiresAt ? { expiresAt: input.expiresAt.toISOString() } : {}),
     };
     await this.doc.send(
       new PutCommand({
@@ -222,12 +228,15 @@ export function toPrincipal(rec: KeyRecord, cfg: ServiceConfig): Principal {
 interface CacheEntry {
   at: number;
   value: Promise<Principal | null>;
+  /** Epoch ms from which the key is refused, once its record was read (expiring keys only). */
+  expiresAtMs?: number;
 }
 
 /**
  * Key look-ups with a short in-process cache. Entries live `ttlMs` (default 1 s), so a revoked
  * key stops working on every replica within ~1 s without a DynamoDB read per request; concurrent
- * misses for one key share a single read.
+ * misses for one key share a single read. An expiring key is refused from its `expiresAt` on,
+ * to the millisecond, cached or not.
  */
 export class Authenticator {
   private readonly cache = new Map<string, CacheEntry>();
@@ -245,11 +254,23 @@ export class Authenticator {
   authenticateHash(h: string): Promise<Principal | null> {
     const now = Date.now();
     const hit = this.cache.get(h);
-    if (hit && now - hit.at < this.ttlMs) return hit.value;
-    const value = this.store
-      .getByHash(h)
-      .then((rec) => (rec && !rec.revoked ? toPrincipal(rec, this.cfg) : null));
-    this.cache.set(h, { at: now, value });
+    if (hit && now - hit.at < this.ttlMs) {
+      if (hit.expiresAtMs !== undefined && now >= hit.expiresAtMs) return Promise.resolve(null);
+      return hit.value;
+    }
+    const entry: CacheEntry = { at: now, value: Promise.resolve(null) };
+    entry.value = this.store.getByHash(h).then((rec) => {
+      if (!rec || rec.revoked) return null;
+      if (rec.expiresAt !== undefined) {
+        const exp = Date.parse(rec.expiresAt);
+        // An unreadable expiry refuses the key rather than making it immortal.
+        if (!(Date.now() < exp)) return null;
+        entry.expiresAtMs = exp;
+      }
+      return toPrincipal(rec, this.cfg);
+    });
+    const { value } = entry;
+    this.cache.set(h, entry);
     // A failed read must not be cached: the next request tries again.
     value.catch(() => this.cache.delete(h));
     if (this.cache.size > 50_000) {
