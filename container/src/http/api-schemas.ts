@@ -113,9 +113,13 @@ export const apiKeySchema = z.looseObject({
   limits,
   models: z.array(z.string()),
   prefix: z.string(),
-  created: z.number(),
+  created: z.string().meta({ description: 'ISO 8601' }),
   revoked: z.boolean(),
-  revoked_at: z.number().optional(),
+  revoked_at: z.string().optional().meta({ description: 'ISO 8601' }),
+  expires_at: z
+    .string()
+    .optional()
+    .meta({ description: 'ISO 8601: a short-lived key (the console playground) stops working then' }),
 });
 
 export const createdKeySchema = apiKeySchema.extend({

@@ -4,11 +4,12 @@
  */
 import { z } from 'zod';
 import type { DependencyCheck } from '../telemetry/health';
+import { bedrockFamily } from './bedrock/family';
 import { openaiFamily } from './openai/family';
 import { simulatorFamily } from './simulator/family';
 import type { FamilyContext, Provider } from './types';
 
-export const FAMILIES = [openaiFamily, simulatorFamily] as const;
+export const FAMILIES = [openaiFamily, bedrockFamily, simulatorFamily] as const;
 
 /** The `provider` values the catalogue accepts. */
 export const FAMILY_NAMES: readonly string[] = FAMILIES.map((f) => f.name);
