@@ -1,5 +1,4 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
-import type { RoutePlugin } from '../app';
 import { ChunkAssembler, completionToChunks, relayStream } from '../chat/chat-service';
 import { type ApiError, BadRequestError, ClientAbortError, NotFoundError } from '../errors';
 import {
@@ -20,6 +19,7 @@ import {
 import { ResponsesService, type ResponseTurn } from '../responses/service';
 import { ResponseStore } from '../responses/store';
 import { asResponsesError } from '../responses/translate';
+import type { Runtime } from '../runtime';
 import type { Telemetry } from '../telemetry/telemetry';
 import type { ChatCompletion, ChatCompletionChunk, Usage } from '../wire/chat';
 import type { ResponseStreamEvent } from '../wire/responses';
@@ -44,8 +44,9 @@ const PREFIXES = ['/v1', '/api/v1'];
  * The Responses API: `POST /v1/responses`, `GET` / `DELETE /v1/responses/{id}`,
  * `GET /v1/responses/{id}/input_items` (each also under `/api/v1`), over the chat path of
  * every provider family. Stored responses live in the responses table, scoped to the key's owner.
+ * A route plugin (`RoutePlugin` of app.ts, which this file does not import: http/ stays below it).
  */
-export const registerResponsesRoutes: RoutePlugin = (app, rt) => {
+export function registerResponsesRoutes(app: FastifyInstance, rt: Runtime): void {
   const store = new ResponseStore({
     doc: rt.doc,
     table: rt.env.tables.responses,
@@ -57,7 +58,7 @@ export const registerResponsesRoutes: RoutePlugin = (app, rt) => {
     pingIntervalMs: rt.env.pingIntervalMs ?? rt.config.streaming.pingIntervalMs,
     logContent: rt.env.logContent,
   });
-};
+}
 
 type IdRequest = FastifyRequest<{ Params: { id: string }; Querystring: Record<string, unknown> }>;
 
