@@ -42,6 +42,8 @@ export const ENV = {
   tableUsage: 'TOLLGATE_TABLE_USAGE',
   tableJobs: 'TOLLGATE_TABLE_JOBS',
   tableConversations: 'TOLLGATE_TABLE_CONVERSATIONS',
+  /** Stored Responses API responses (`store: true`). */
+  tableResponses: 'TOLLGATE_TABLE_RESPONSES',
   jobsQueueUrl: 'TOLLGATE_JOBS_QUEUE_URL',
   jobsDlqUrl: 'TOLLGATE_JOBS_DLQ_URL',
   queueMaxDepth: 'TOLLGATE_QUEUE_MAX_DEPTH',
@@ -108,6 +110,16 @@ export const TABLES = {
   conversations: {
     defaultName: 'tollgate-conversations',
     partitionKey: 'conversationId',
+    ttlAttribute: 'expiresAt',
+  },
+  /**
+   * Stored responses of `POST /v1/responses`: one record per response id (gzip'd JSON), split
+   * over rows `chunk = 0000, 0001...` when it is larger than one DynamoDB item.
+   */
+  responses: {
+    defaultName: 'tollgate-responses',
+    partitionKey: 'responseId',
+    sortKey: 'chunk',
     ttlAttribute: 'expiresAt',
   },
 } as const;

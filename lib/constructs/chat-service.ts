@@ -242,6 +242,7 @@ export class ChatService extends Construct {
       [ENV.tableUsage]: props.data.usage.tableName,
       [ENV.tableJobs]: props.data.jobs.tableName,
       [ENV.tableConversations]: props.data.conversations.tableName,
+      [ENV.tableResponses]: props.data.responses.tableName,
       [ENV.jobsQueueUrl]: props.queue.queueUrl,
       [ENV.jobsDlqUrl]: props.deadLetterQueue.queueUrl,
       [ENV.redisHost]: props.cache.host,
@@ -419,7 +420,7 @@ export class ChatService extends Construct {
     });
 
     const taskRole = taskDefinition.taskRole;
-    for (const table of ['apiKeys', 'usage', 'jobs', 'conversations'] as const) {
+    for (const table of ['apiKeys', 'usage', 'jobs', 'conversations', 'responses'] as const) {
       props.data.grant(taskRole, table, 'readWrite');
     }
     // Send jobs; read both queues' depth for GET /admin/queue (sending includes attributes).

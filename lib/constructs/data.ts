@@ -42,7 +42,7 @@ const WRITE_ACTIONS = [
 export type TableAccess = 'read' | 'readWrite' | readonly `dynamodb:${string}`[];
 
 /**
- * The DynamoDB tables: api keys, usage, jobs, conversations. On-demand, point-in-time
+ * The DynamoDB tables: api keys, usage, jobs, conversations, stored responses. On-demand, point-in-time
  * recovery, encrypted with the AWS managed key, TTL where rows expire. Key schemas come
  * from the runtime contract. Physical names are left to CloudFormation (so a replacement
  * never collides) and reach the runtime through environment variables.
@@ -52,6 +52,8 @@ export class Data extends Construct {
   readonly usage: dynamodb.Table;
   readonly jobs: dynamodb.Table;
   readonly conversations: dynamodb.Table;
+  /** Stored Responses API responses (`store: true`), expiring by TTL. */
+  readonly responses: dynamodb.Table;
   /** All tables by logical name. */
   readonly tables: Readonly<Record<LogicalTable, dynamodb.Table>>;
 
@@ -115,11 +117,20 @@ export class Data extends Construct {
       timeToLiveAttribute: c.ttlAttribute,
     });
 
+    const r = TABLES.responses;
+    this.responses = new dynamodb.Table(this, 'Responses', {
+      ...common,
+      partitionKey: str(r.partitionKey),
+      sortKey: str(r.sortKey),
+      timeToLiveAttribute: r.ttlAttribute,
+    });
+
     this.tables = {
       apiKeys: this.apiKeys,
       usage: this.usage,
       jobs: this.jobs,
       conversations: this.conversations,
+      responses: this.responses,
     };
   }
 

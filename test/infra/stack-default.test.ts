@@ -197,6 +197,7 @@ describe('chat service', () => {
       [ENV.tableUsage]: { Ref: logicalId(s, s.data.usage) },
       [ENV.tableJobs]: { Ref: logicalId(s, s.data.jobs) },
       [ENV.tableConversations]: { Ref: logicalId(s, s.data.conversations) },
+      [ENV.tableResponses]: { Ref: logicalId(s, s.data.responses) },
       [ENV.jobsQueueUrl]: { Ref: logicalId(s, s.asyncWorker.queue) },
       [ENV.jobsDlqUrl]: { Ref: logicalId(s, s.asyncWorker.deadLetterQueue) },
       [ENV.redisTls]: 'true',
@@ -316,6 +317,19 @@ describe('data', () => {
     ]);
   });
 
+  it('keys stored responses by response id and chunk, expiring by TTL', () => {
+    const s = built.stack;
+    const t = TABLES.responses;
+    const responses = resourcesOf(template, 'AWS::DynamoDB::Table')[logicalId(s, s.data.responses)]!;
+    expect(responses.Properties).toMatchObject({
+      KeySchema: [
+        { AttributeName: t.partitionKey, KeyType: 'HASH' },
+        { AttributeName: t.sortKey, KeyType: 'RANGE' },
+      ],
+      TimeToLiveSpecification: { AttributeName: t.ttlAttribute, Enabled: true },
+    });
+  });
+
   it('indexes unfinished jobs by age, keys only (the oldest message age of GET /admin/queue), and failed jobs by time', () => {
     const s = built.stack;
     const jobs = resourcesOf(template, 'AWS::DynamoDB::Table')[logicalId(s, s.data.jobs)]!;
@@ -368,6 +382,18 @@ describe('least privilege', () => {
       JSON.stringify(st['Resource']).includes(logicalId(s, s.data.apiKeys)),
     );
     expect(apiKeyStatement?.['Action']).not.toContain('dynamodb:PutItem');
+  });
+
+  it('lets the service read and write stored responses, and the worker never', () => {
+    const s = built.stack;
+    const responses = logicalId(s, s.data.responses);
+    const service = statementsOf(s.chatService.service.taskDefinition.taskRole).find((st) =>
+      JSON.stringify(st['Resource']).includes(responses),
+    );
+    expect(service?.['Action']).toEqual(
+      expect.arrayContaining(['dynamodb:Query', 'dynamodb:BatchWriteItem']),
+    );
+    expect(tableRefs(statementsOf(s.asyncWorker.worker.role!))).not.toContain(responses);
   });
 
   it('lets the DLQ handler only get and update jobs', () => {

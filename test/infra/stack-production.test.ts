@@ -170,7 +170,7 @@ describe('production sizing and resilience', () => {
 
   it('retains the tables with deletion protection', () => {
     const tables = Object.values(resourcesOf(template, 'AWS::DynamoDB::Table'));
-    expect(tables).toHaveLength(4);
+    expect(tables).toHaveLength(5);
     for (const table of tables) {
       expect(table['DeletionPolicy']).toBe('Retain');
       expect(table.Properties).toMatchObject({ DeletionProtectionEnabled: true });

@@ -223,7 +223,7 @@ describe('the async-only stack (LocalStack)', () => {
       expect(types.has(absent)).toBe(false);
     }
     expect([...types].some((t) => t.startsWith('AWS::ElastiCache::'))).toBe(false);
-    template.resourceCountIs('AWS::DynamoDB::Table', 4);
+    template.resourceCountIs('AWS::DynamoDB::Table', 5);
     template.resourceCountIs('AWS::SQS::Queue', 2);
     template.resourceCountIs('AWS::Lambda::EventSourceMapping', 2);
   });

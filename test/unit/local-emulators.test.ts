@@ -28,6 +28,7 @@ const names = {
   usage: 'test-usage',
   jobs: 'test-jobs',
   conversations: 'test-conversations',
+  responses: 'test-responses',
 };
 
 /** Whether anything accepts TCP connections on the port. */
@@ -131,6 +132,11 @@ describe('dynalite + ensureTables', () => {
     expect(usage.Table?.KeySchema).toEqual([
       { AttributeName: 'pk', KeyType: 'HASH' },
       { AttributeName: 'sk', KeyType: 'RANGE' },
+    ]);
+    const responses = await client.send(new DescribeTableCommand({ TableName: names.responses }));
+    expect(responses.Table?.KeySchema).toEqual([
+      { AttributeName: 'responseId', KeyType: 'HASH' },
+      { AttributeName: 'chunk', KeyType: 'RANGE' },
     ]);
     // Quirk: dynalite has no UpdateTimeToLive, so TTL stays DISABLED (and items never expire).
     const ttl = await client.send(new DescribeTimeToLiveCommand({ TableName: names.usage }));

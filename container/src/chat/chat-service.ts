@@ -22,7 +22,10 @@ export interface ChatServiceDeps extends MeterDeps {
 }
 
 /** Per-call settings of a chat call. */
-export type CallOptions = MeteredCallOptions;
+export type CallOptions = MeteredCallOptions & {
+  /** The API the call serves, on its usage row: the Responses API runs on the chat path. @default 'chat' */
+  endpoint?: 'chat' | 'responses';
+};
 
 /**
  * One chat call: the metered call plus how chat asks the router (complete or stream, with
@@ -41,7 +44,7 @@ export class ChatCall extends MeteredCall {
       deps,
       principal,
       {
-        endpoint: 'chat',
+        endpoint: opts.endpoint ?? 'chat',
         model: prepared.entry.config,
         stream: prepared.body.stream === true,
         promptTokens: prepared.promptTokens,

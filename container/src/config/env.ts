@@ -48,6 +48,7 @@ const envSchema = z.object({
   [ENV.tableUsage]: z.string().default(TABLES.usage.defaultName),
   [ENV.tableJobs]: z.string().default(TABLES.jobs.defaultName),
   [ENV.tableConversations]: z.string().default(TABLES.conversations.defaultName),
+  [ENV.tableResponses]: z.string().default(TABLES.responses.defaultName),
   [ENV.jobsQueueUrl]: optionalString,
   [ENV.jobsDlqUrl]: optionalString,
   [ENV.queueMaxDepth]: z.coerce.number().int().positive().optional(),
@@ -81,7 +82,7 @@ export interface RuntimeEnv {
   redisUrl: string | undefined;
   /** Cluster-mode endpoint (ElastiCache Serverless). */
   redisCluster: boolean;
-  tables: { apiKeys: string; usage: string; jobs: string; conversations: string };
+  tables: { apiKeys: string; usage: string; jobs: string; conversations: string; responses: string };
   jobsQueueUrl: string | undefined;
   jobsDlqUrl: string | undefined;
   queueMaxDepth: number | undefined;
@@ -133,6 +134,7 @@ export function readEnv(source: NodeJS.ProcessEnv = process.env): RuntimeEnv {
       usage: e[ENV.tableUsage],
       jobs: e[ENV.tableJobs],
       conversations: e[ENV.tableConversations],
+      responses: e[ENV.tableResponses],
     },
     jobsQueueUrl: e[ENV.jobsQueueUrl],
     jobsDlqUrl: e[ENV.jobsDlqUrl],

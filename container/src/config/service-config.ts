@@ -131,6 +131,13 @@ export const serviceConfigSchema = z
       })
       .strict()
       .default({ ttlDays: 7, maxQueueDepth: 10_000, depthCheckIntervalMs: 5000 }),
+    responses: z
+      .object({
+        /** Days a stored response (`store: true`) is kept (DynamoDB TTL); 0 = until deleted. */
+        retentionDays: z.number().min(0).default(30),
+      })
+      .strict()
+      .default({ retentionDays: 30 }),
     usage: z
       .object({
         flushIntervalMs: z.number().int().positive().default(1000),

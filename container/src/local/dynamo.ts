@@ -57,12 +57,13 @@ export interface TableNames {
   usage: string;
   jobs: string;
   conversations: string;
+  responses: string;
 }
 
 const TABLE_READY_TIMEOUT_MS = 60_000;
 
 /**
- * Creates the four Tollgate tables (on-demand billing, the contract's key schemas, the
+ * Creates the Tollgate tables (on-demand billing, the contract's key schemas, the
  * api-keys GSIs, TTL where the endpoint supports it) and waits until they are ACTIVE.
  * Idempotent: tables that already exist are left as they are (their schema is not checked).
  */
@@ -77,6 +78,10 @@ export async function ensureTables(client: DynamoDBClient, names: TableNames): P
     {
       input: keyedTable(names.conversations, TABLES.conversations.partitionKey),
       ttlAttribute: TABLES.conversations.ttlAttribute,
+    },
+    {
+      input: keyedTable(names.responses, TABLES.responses.partitionKey, TABLES.responses.sortKey),
+      ttlAttribute: TABLES.responses.ttlAttribute,
     },
   ];
   await Promise.all(

@@ -83,6 +83,7 @@ export async function startLocalStack({
       usage: `${prefix}-usage`,
       jobs: `${prefix}-jobs`,
       conversations: `${prefix}-conversations`,
+      responses: `${prefix}-responses`,
     };
     const ddb = new DynamoDBClient({
       ...aws,
@@ -95,6 +96,7 @@ export async function startLocalStack({
     out[ENV.tableUsage] = tables.usage;
     out[ENV.tableJobs] = tables.jobs;
     out[ENV.tableConversations] = tables.conversations;
+    out[ENV.tableResponses] = tables.responses;
     const sqs = new SQSClient({ ...aws, endpoint: sqsEndpoint, ...(credentials ? { credentials } : {}) });
     const q = await ensureQueues(sqs, {
       queueName: `${prefix}-jobs`,
