@@ -14,10 +14,10 @@ import { App, Validations } from 'aws-cdk-lib';
 import { AwsSolutionsChecks } from 'cdk-nag';
 import {
   ConfigError,
-  loadServiceConfigFile,
   mergeConfigLayers,
   parseConfig,
   readConfigFile,
+  resolveServiceConfig,
   resolveStackEnvironment,
 } from '../lib/config';
 import { TollgateAsyncStack } from '../lib/tollgate-async-stack';
@@ -35,12 +35,9 @@ try {
       : undefined;
   const config = parseConfig(mergeConfigLayers(fromContext, fromFile));
   const env = resolveStackEnvironment(config, process.env);
-  const serviceConfig =
-    config.serviceConfigFile !== undefined
-      ? loadServiceConfigFile(path.resolve(sourceRoot, config.serviceConfigFile))
-      : undefined;
+  const serviceConfig = resolveServiceConfig(config, sourceRoot);
 
-  const common = { env, config, sourceRoot, ...(serviceConfig !== undefined && { serviceConfig }) };
+  const common = { env, config, sourceRoot, serviceConfig };
   if (isTrue(app.node.tryGetContext('asyncOnly'))) {
     // Only tables, queues and Lambdas: for LocalStack's community edition (cdklocal).
     new TollgateAsyncStack(app, `${stackName(config.environment)}-async`, {

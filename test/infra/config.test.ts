@@ -5,9 +5,9 @@ import { z } from 'zod';
 import {
   ConfigError,
   configInputSchema,
-  loadServiceConfigFile,
   mergeConfigLayers,
   parseConfig,
+  resolveServiceConfig,
   resolveStackEnvironment,
 } from '../../lib/config';
 import { PROFILES } from '../../lib/defaults';
@@ -244,15 +244,17 @@ describe('resolveStackEnvironment', () => {
 
 describe('config files', () => {
   it('reads a YAML service config as compact JSON', () => {
-    const file = loadServiceConfigFile(path.join(__dirname, 'fixtures', 'tollgate.config.yaml'));
-    expect(JSON.parse(file.json)).toMatchObject({ models: [{ id: 'gpt-4o-mini' }, { id: 'sim-small' }] });
+    const config = parseConfig({ serviceConfigFile: 'test/infra/fixtures/tollgate.config.yaml' });
+    const file = resolveServiceConfig(config, SOURCE_ROOT);
+    expect(JSON.parse(String(file.json))).toMatchObject({
+      models: [{ id: 'gpt-4o-mini' }, { id: 'sim-small' }],
+    });
     expect(file.json).not.toContain('\n');
   });
 
   it('names serviceConfigFile when the file is missing', () => {
-    expect(badFields(() => loadServiceConfigFile(path.join(__dirname, 'fixtures', 'missing.json')))).toEqual([
-      'serviceConfigFile',
-    ]);
+    const config = parseConfig({ serviceConfigFile: 'test/infra/fixtures/missing.json' });
+    expect(badFields(() => resolveServiceConfig(config, SOURCE_ROOT))).toEqual(['serviceConfigFile']);
   });
 
   it('merges layers key by key, later layers winning', () => {
