@@ -4,6 +4,8 @@ import { AuthenticationError, PermissionDeniedError } from './errors';
 import { registerAdminRoutes } from './http/admin-routes';
 import { registerBasicRoutes } from './http/basic-routes';
 import { registerChatRoutes } from './http/chat-routes';
+import { installCors } from './http/cors';
+import { registerEmbeddingsRoutes } from './http/embeddings-routes';
 import {
   clientErrorHandler,
   collectRoutesFor405,
@@ -12,6 +14,7 @@ import {
   rejectMissingHost,
 } from './http/errors';
 import { installJsonBodyParser } from './http/json-body';
+import { requestRecord } from './http/request-log';
 import { hashKey } from './keys/key-store';
 import type { Runtime } from './runtime';
 import './http/context';
@@ -66,6 +69,8 @@ export function buildApp(rt: Runtime, plugins: RoutePlugin[] = []): FastifyInsta
     },
   });
 
+  // Before every hook: a preflight is answered ahead of authentication.
+  installCors(app, env.corsOrigins ?? rt.config.cors.allowedOrigins);
   installJsonBodyParser(app);
 
   app.decorateRequest('principal', null);
@@ -111,26 +116,10 @@ export function buildApp(rt: Runtime, plugins: RoutePlugin[] = []): FastifyInsta
   });
 
   app.addHook('onResponse', async (req, reply) => {
-    const f = req.facts;
-    if (!f || f.logged) return;
-    telemetry.request({
-      requestId: req.id,
-      method: req.method,
-      route: req.routeOptions.url ?? 'unknown',
-      status: reply.statusCode,
-      latencyMs: Math.round(reply.elapsedTime * 10) / 10,
-      model: f.model,
-      ttftMs: f.ttftMs,
-      tokensIn: f.tokensIn,
-      tokensOut: f.tokensOut,
-      costUsd: f.costUsd,
-      cache: f.cache,
-      stream: f.stream,
-      keyId: req.principal?.keyId,
-      owner: req.principal?.owner,
-      errorCode: f.errorCode,
-      content: f.content,
-    });
+    if (!req.facts || req.facts.logged) return;
+    telemetry.request(
+      requestRecord(req, { status: reply.statusCode, latencyMs: Math.round(reply.elapsedTime * 10) / 10 }),
+    );
   });
 
   installErrorHandling(app, telemetry, env.bodyLimitBytes);
@@ -143,6 +132,7 @@ export function buildApp(rt: Runtime, plugins: RoutePlugin[] = []): FastifyInsta
     pingIntervalMs: env.pingIntervalMs ?? rt.config.streaming.pingIntervalMs,
     logContent: env.logContent,
   });
+  registerEmbeddingsRoutes(app, { embeddings: rt.embeddings, logContent: env.logContent });
   registerAdminRoutes(app, {
     keys: rt.keys,
     auth: rt.auth,

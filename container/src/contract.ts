@@ -41,6 +41,8 @@ export const ENV = {
   requestTimeoutMs: 'TOLLGATE_REQUEST_TIMEOUT_MS',
   pingIntervalMs: 'TOLLGATE_PING_INTERVAL_MS',
   limiterFailureMode: 'TOLLGATE_LIMITER_FAILURE_MODE',
+  /** Browser origins allowed to call the API (CORS), comma-separated: origins, `localhost`, or `*`. */
+  corsOrigins: 'TOLLGATE_CORS_ORIGINS',
   /** Full Redis URL (`redis://` or `rediss://`); takes precedence over host/port. */
   redisUrl: 'REDIS_URL',
   redisHost: 'REDIS_HOST',

@@ -17,6 +17,8 @@ async function dev(): Promise<void> {
     process.env[name] ||= `${prefix}${randomBytes(18).toString('base64url')}`;
     return process.env[name] as string;
   };
+  // Browser apps on any localhost port may call the API in dev (none are allowed by default).
+  process.env['TOLLGATE_CORS_ORIGINS'] ??= 'localhost';
   const devKey = key('TOLLGATE_DEV_API_KEY', 'sk-tg-dev-');
   const adminKey = key('TOLLGATE_ADMIN_API_KEY', 'sk-tg-admin-');
   const env = readEnv();
@@ -41,7 +43,7 @@ async function dev(): Promise<void> {
 
   Try:
     curl ${base}/v1/chat/completions -H "Authorization: Bearer ${devKey}" \\
-      -H "Content-Type: application/json" -d '{"model":"${server.runtime.router.list()[0]?.config.id}","messages":[{"role":"user","content":"Hello!"}]}'
+      -H "Content-Type: application/json" -d '{"model":"${server.runtime.router.list().find((e) => e.config.endpoints.includes('chat'))?.config.id}","messages":[{"role":"user","content":"Hello!"}]}'
 `);
 }
 

@@ -2,13 +2,16 @@ import { DescribeTableCommand, DynamoDBClient, type DynamoDBClientConfig } from 
 import { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
 import { Cluster, Redis } from 'ioredis';
 import { UndiciHttpHandler } from './aws/undici-handler';
+import { EmbeddingCache } from './cache/embedding-cache';
 import { MemoryCacheStore, RedisCacheStore, ResponseCache } from './cache/response-cache';
 import { ChatService } from './chat/chat-service';
 import type { RuntimeEnv } from './config/env';
 import { loadServiceConfig, type ServiceConfig, simulatorModels } from './config/service-config';
 import { METRICS } from './contract';
+import { EmbeddingsService } from './embeddings/embeddings-service';
 import { Authenticator, KeyStore } from './keys/key-store';
 import { Limiter, MemoryLimiterStore, RedisLimiterStore } from './limits/limiter';
+import { recordingSink } from './metering/metered-call';
 import { CatalogueDiscovery } from './providers/discovery';
 import { type BuiltCatalogue, buildCatalogue, type ModelConfig } from './providers/registry';
 import { ModelRouter } from './providers/router';
@@ -31,6 +34,7 @@ export interface Runtime {
   cache: ResponseCache | null;
   usage: UsageRecorder;
   chat: ChatService;
+  embeddings: EmbeddingsService;
   checks: DependencyCheck[];
   /** Model discovery (the OPENAI_BASE_URL shortcut), while or after it runs; null without one. */
   discovery: CatalogueDiscovery | null;
@@ -136,9 +140,9 @@ export async function createRuntime(env: RuntimeEnv): Promise<Runtime> {
     failureMode,
     telemetry,
   });
-  const cache = config.cache.enabled
-    ? new ResponseCache(redis ? new RedisCacheStore(redis) : new MemoryCacheStore(), config.cache)
-    : null;
+  const cacheStore = redis ? new RedisCacheStore(redis) : new MemoryCacheStore();
+  const cache = config.cache.enabled ? new ResponseCache(cacheStore, config.cache) : null;
+  const embeddingCache = config.cache.enabled ? new EmbeddingCache(cacheStore, config.cache) : null;
 
   const { ddb, doc } = createDynamoClients();
   const usage = new UsageRecorder({
@@ -155,7 +159,9 @@ export async function createRuntime(env: RuntimeEnv): Promise<Runtime> {
     // Local runs: the dev key is a real key record, so limits and usage apply to it too.
     await keys.ensure(env.devApiKey, { owner: 'dev', tier: config.defaultTier });
   }
-  const chat = new ChatService({ config, router, limiter, cache, usage, telemetry });
+  const sink = recordingSink(usage);
+  const chat = new ChatService({ config, router, limiter, cache, sink, telemetry });
+  const embeddings = new EmbeddingsService({ router, limiter, cache: embeddingCache, sink, telemetry });
 
   const checks: DependencyCheck[] = [
     {
@@ -185,6 +191,7 @@ export async function createRuntime(env: RuntimeEnv): Promise<Runtime> {
     cache,
     usage,
     chat,
+    embeddings,
     checks,
     discovery,
     isDraining: () => draining,

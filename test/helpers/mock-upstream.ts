@@ -213,6 +213,12 @@ export async function startMockUpstream(opts: { port?: number } = {}): Promise<M
       return;
     }
     const script = pickScript(model);
+    if (path.endsWith('/embeddings')) {
+      // Embeddings: scripted errors and hangs apply; anything else is the deterministic answer.
+      if (script.kind === 'error') sendError(ex, script);
+      else if (script.kind !== 'hang') sendEmbeddings(ex, body);
+      return;
+    }
     switch (script.kind) {
       case 'reply':
         if (script.delayMs) ex.timer = setTimeout(sendReply, script.delayMs, ex, script, ++seq);
@@ -248,7 +254,13 @@ export async function startMockUpstream(opts: { port?: number } = {}): Promise<M
       );
       return;
     }
-    if (req.method === 'POST' && (path === '/v1/chat/completions' || path === '/chat/completions')) {
+    if (
+      req.method === 'POST' &&
+      (path === '/v1/chat/completions' ||
+        path === '/chat/completions' ||
+        path === '/v1/embeddings' ||
+        path === '/embeddings')
+    ) {
       const chunks: Buffer[] = [];
       req.on('data', (c: Buffer) => chunks.push(c));
       req.on('end', () => {
@@ -345,6 +357,46 @@ export async function startMockUpstream(opts: { port?: number } = {}): Promise<M
       return closing;
     },
   };
+}
+
+/**
+ * The mock's embedding of one input: deterministic, `dims` long (the request's `dimensions`, else
+ * 8), with values that are exact float32 numbers so float and base64 answers agree.
+ */
+export function mockEmbedding(input: unknown, dims: number): number[] {
+  const text = typeof input === 'string' ? input : JSON.stringify(input);
+  let h = 2166136261;
+  for (let i = 0; i < text.length; i++) h = Math.imul(h ^ text.charCodeAt(i), 16777619) >>> 0;
+  return Array.from({ length: dims }, (_, i) => Math.fround((((h >>> (i % 24)) & 0xff) - 128) / 128));
+}
+
+/** The tokens the mock says one embedding input had: one per 4 characters (or per token id). */
+export function mockEmbeddingTokens(input: unknown): number {
+  return typeof input === 'string' ? Math.max(1, Math.ceil(input.length / 4)) : (input as unknown[]).length;
+}
+
+function sendEmbeddings(ex: Exchange, body: Record<string, unknown>): void {
+  const raw = body['input'];
+  const items: unknown[] =
+    typeof raw === 'string' || (Array.isArray(raw) && typeof raw[0] === 'number')
+      ? [raw]
+      : ((raw as unknown[]) ?? []);
+  const dims = typeof body['dimensions'] === 'number' ? body['dimensions'] : 8;
+  const base64 = body['encoding_format'] === 'base64';
+  const tokens = items.reduce<number>((n, it) => n + mockEmbeddingTokens(it), 0);
+  sendJson(ex.res, 200, {
+    object: 'list',
+    model: body['model'],
+    data: items.map((it, index) => {
+      const v = mockEmbedding(it, dims);
+      return {
+        object: 'embedding',
+        index,
+        embedding: base64 ? Buffer.from(new Float32Array(v).buffer).toString('base64') : v,
+      };
+    }),
+    usage: { prompt_tokens: tokens, total_tokens: tokens },
+  });
 }
 
 function nowSeconds(): number {

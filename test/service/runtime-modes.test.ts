@@ -23,7 +23,8 @@ describe('with no upstream configured', () => {
     try {
       const client = svc.client();
       const models = await client.models.list();
-      expect(models.data.map((m) => m.id)).toEqual(['simulator', 'simulator-large']);
+      // The embedding model serves /v1/embeddings only (see embeddings.test.ts).
+      expect(models.data.map((m) => m.id)).toEqual(['simulator', 'simulator-large', 'simulator-embedding']);
       const a = await client.chat.completions.create({
         model: 'simulator',
         messages: [{ role: 'user', content: 'What is your return policy?' }],

@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import OpenAI, { APIConnectionError, APIError, APIUserAbortError } from 'openai';
 import type { ChatCompletionChunk } from 'openai/resources/chat/completions';
-import { chatBody, type MockUpstream, startMockUpstream } from '../helpers/mock-upstream';
+import { chatBody, type MockUpstream, mockEmbedding, startMockUpstream } from '../helpers/mock-upstream';
 
 let mock: MockUpstream;
 let client: OpenAI;
@@ -271,12 +271,40 @@ describe('errors', () => {
   });
 
   it('answers 404 in OpenAI format to unknown routes', async () => {
-    const res = await fetch(`${mock.baseUrl}/embeddings`, { method: 'POST', body: '{}' });
+    const res = await fetch(`${mock.baseUrl}/completions`, { method: 'POST', body: '{}' });
     expect(res.status).toBe(404);
     expect(await res.json()).toEqual({
       error: { message: expect.any(String), type: 'invalid_request_error', param: null, code: 'unknown_url' },
     });
     expect(mock.requests).toHaveLength(0);
+  });
+});
+
+interface EmbeddingsJson {
+  data: { embedding: number[] & string }[];
+  usage: unknown;
+}
+
+describe('embeddings', () => {
+  it('answers deterministic vectors as floats or base64, with usage, and applies scripted errors', async () => {
+    const float = await fetch(`${mock.baseUrl}/embeddings`, {
+      method: 'POST',
+      body: JSON.stringify({ model: 'e', input: ['ab', 'cdefg'], encoding_format: 'float', dimensions: 4 }),
+    }).then((r) => r.json() as Promise<EmbeddingsJson>);
+    expect(float.data.map((d) => d.embedding)).toEqual([mockEmbedding('ab', 4), mockEmbedding('cdefg', 4)]);
+    expect(float.usage).toEqual({ prompt_tokens: 1 + 2, total_tokens: 3 });
+    const b64 = await fetch(`${mock.baseUrl}/embeddings`, {
+      method: 'POST',
+      body: JSON.stringify({ model: 'e', input: 'ab', encoding_format: 'base64', dimensions: 4 }),
+    }).then((r) => r.json() as Promise<EmbeddingsJson>);
+    const bytes = Buffer.from(b64.data[0]?.embedding ?? '', 'base64');
+    expect(Array.from(new Float32Array(bytes.buffer, bytes.byteOffset, 4))).toEqual(mockEmbedding('ab', 4));
+    mock.enqueue('e', { kind: 'error', status: 429 });
+    const limited = await fetch(`${mock.baseUrl}/embeddings`, {
+      method: 'POST',
+      body: '{"model":"e","input":"x"}',
+    });
+    expect(limited.status).toBe(429);
   });
 });
 

@@ -1,103 +1,66 @@
 import type { CacheDecision, ResponseCache } from '../cache/response-cache';
 import type { ServiceConfig } from '../config/service-config';
-import { ApiError, ClientAbortError } from '../errors';
 import type { Principal } from '../keys/key-store';
-import type { AdmissionResult, Limiter } from '../limits/limiter';
+import {
+  type CacheStatus,
+  type CallSummary,
+  type MeterDeps,
+  MeteredCall,
+  type MeteredCallOptions,
+  tokenCount,
+} from '../metering/metered-call';
 import type { ModelRouter, StreamResult } from '../providers/router';
-import type { Telemetry } from '../telemetry/telemetry';
-import { countTextTokens } from '../tokens/count';
-import { costUsd } from '../usage/pricing';
-import type { UsageRecorder } from '../usage/usage-recorder';
 import type { ChatCompletion, ChatCompletionChunk, ChatRequest, Usage } from '../wire/chat';
 import { type Prepared, prepareRequest } from './prepare';
 
-export interface ChatServiceDeps {
+export type { CacheStatus, CallSummary };
+
+export interface ChatServiceDeps extends MeterDeps {
   config: ServiceConfig;
   router: ModelRouter;
-  limiter: Limiter;
   cache: ResponseCache | null;
-  /** Where the call's one usage record goes (the recorder; the worker holds records back). */
-  usage: Pick<UsageRecorder, 'record'>;
-  telemetry: Telemetry;
 }
 
-export interface CallOptions {
-  requestId: string;
-  signal: AbortSignal;
-  /** The client's Cache-Control header (`no-store` bypasses the cache). */
-  cacheControl?: string | undefined;
-  /** `sync`, `async` or `assistant`: recorded on the usage row. */
-  source: string;
-  /** Skip the limiter (the async worker: admission happened at submission). */
-  skipAdmission?: boolean;
-}
-
-export type CacheStatus = 'HIT' | 'MISS' | 'BYPASS';
-
-/** What finishing a call reports back (for logs and headers). */
-export interface CallSummary {
-  model: string;
-  promptTokens: number;
-  completionTokens: number;
-  costUsd: number;
-  estimated: boolean;
-  ttftMs: number | undefined;
-}
+/** Per-call settings of a chat call. */
+export type CallOptions = MeteredCallOptions;
 
 /**
- * One chat call from admission to its single usage record. HTTP-free: the HTTP routes, the
- * async worker and the assistant all drive calls through this.
+ * One chat call: the metered call plus how chat asks the router (complete or stream, with
+ * fallbacks) and what its cache stores (whole completions). HTTP-free: the chat route, the
+ * Responses API, the async worker and the assistant all drive calls through this.
  */
-export class ChatCall {
-  readonly startedAt = performance.now();
-  cacheStatus: CacheStatus = 'BYPASS';
-  private admission: AdmissionResult = { reservation: null, headers: {} };
-  private finished: CallSummary | null = null;
-  private firstTokenAt: number | undefined;
-
+export class ChatCall extends MeteredCall {
   constructor(
     private readonly deps: ChatServiceDeps,
-    readonly principal: Principal,
+    principal: Principal,
     readonly prepared: Prepared,
-    readonly opts: CallOptions,
+    opts: CallOptions,
     private readonly cacheDecision: CacheDecision,
-  ) {}
+  ) {
+    super(
+      deps,
+      principal,
+      {
+        endpoint: 'chat',
+        model: prepared.entry.config,
+        stream: prepared.body.stream === true,
+        promptTokens: prepared.promptTokens,
+        reserveTokens: prepared.reserveTokens,
+        reserveCostUsd: prepared.reserveCostUsd,
+      },
+      opts,
+    );
+  }
 
   get body(): ChatRequest {
     return this.prepared.body;
   }
 
-  get modelId(): string {
-    return this.prepared.entry.config.id;
-  }
-
-  /** Rate-limit and cache headers for the response. */
-  headers(): Record<string, string> {
-    return { ...this.admission.headers, 'x-tollgate-cache': this.cacheStatus };
-  }
-
   /** Admission and cache lookup, concurrently (one Redis round trip of latency). */
-  async admit(): Promise<ChatCompletion | null> {
-    const { limiter, cache } = this.deps;
-    const { reserveTokens, reserveCostUsd } = this.prepared;
-    const admitting = this.opts.skipAdmission
-      ? Promise.resolve(this.admission)
-      : limiter.admit(this.principal.keyId, this.principal.limits, reserveTokens, reserveCostUsd);
-    const decision = this.cacheDecision;
-    const lookup = decision.cacheable && cache ? cache.get(decision.key) : Promise.resolve(null);
-    const [admission, hit] = await Promise.all([admitting, lookup]);
-    this.admission = admission;
-    if (decision.cacheable) this.cacheStatus = hit ? 'HIT' : 'MISS';
-    return hit;
-  }
-
-  /** What finish() recorded, once the call finished. */
-  get summary(): CallSummary | null {
-    return this.finished;
-  }
-
-  markFirstToken(): void {
-    this.firstTokenAt ??= performance.now();
+  override admit(): Promise<ChatCompletion | null> {
+    const d = this.cacheDecision;
+    const cache = this.deps.cache;
+    return this.admitWith(d.cacheable && cache ? cache.get(d.key) : null);
   }
 
   /** Store a fresh completion in the cache when the request was cacheable. */
@@ -105,73 +68,6 @@ export class ChatCall {
     const d = this.cacheDecision;
     if (d.cacheable && this.cacheStatus === 'MISS' && this.deps.cache)
       await this.deps.cache.set(d.key, completion);
-  }
-
-  /**
-   * Record the call's one usage record and reconcile the reservation. Idempotent: only the
-   * first call counts. `usage` is the upstream's; without it, `deliveredText` is counted.
-   */
-  finish(outcome: {
-    status: number;
-    usage?: Usage | null | undefined;
-    deliveredText?: string;
-    errorCode?: string | undefined;
-    cached?: boolean;
-  }): CallSummary {
-    if (this.finished) return this.finished;
-    const model = this.prepared.entry.config;
-    const cached = outcome.cached ?? false;
-    const delivered = outcome.deliveredText ?? '';
-    let promptTokens = 0;
-    let completionTokens = 0;
-    let cachedTokens = 0;
-    let estimated = false;
-    if (outcome.usage) {
-      // An upstream's usage is trusted for amounts, not for types: a missing or malformed count
-      // is ours instead (the prompt as admitted, the delivered text), and the record says so.
-      const p = tokenCount(outcome.usage.prompt_tokens);
-      const c = tokenCount(outcome.usage.completion_tokens);
-      promptTokens = p ?? this.prepared.promptTokens;
-      completionTokens = c ?? countTextTokens(delivered);
-      cachedTokens = tokenCount(outcome.usage.prompt_tokens_details?.cached_tokens) ?? 0;
-      estimated = p === null || c === null;
-    } else if (outcome.status === 200 || outcome.status === 499 || delivered !== '') {
-      // Cut short (or an upstream that sends no usage): count what was delivered ourselves.
-      // A request that failed before the model produced anything is not billed.
-      promptTokens = this.prepared.promptTokens;
-      completionTokens = countTextTokens(delivered);
-      estimated = true;
-    }
-    const cost = cached ? 0 : costUsd(model, { promptTokens, completionTokens, cachedTokens });
-    const ttftMs =
-      this.firstTokenAt !== undefined ? Math.round(this.firstTokenAt - this.startedAt) : undefined;
-    this.finished = { model: model.id, promptTokens, completionTokens, costUsd: cost, estimated, ttftMs };
-    this.deps.usage.record({
-      requestId: this.opts.requestId,
-      keyId: this.principal.keyId,
-      owner: this.principal.owner,
-      model: model.id,
-      promptTokens,
-      completionTokens,
-      cachedTokens,
-      costUsd: cost,
-      latencyMs: Math.round(performance.now() - this.startedAt),
-      ttftMs: ttftMs ?? null,
-      status: outcome.status,
-      cached,
-      estimated,
-      stream: this.body.stream === true,
-      source: this.opts.source,
-      ts: Date.now(),
-      ...(outcome.errorCode ? { errorCode: outcome.errorCode } : {}),
-    });
-    // Cache hits cost nothing and use no model tokens: the whole reservation goes back.
-    void this.deps.limiter.reconcile(
-      this.admission.reservation,
-      cached ? 0 : promptTokens + completionTokens,
-      cost,
-    );
-    return this.finished;
   }
 
   /** Non-streaming: cache hit, or the model through the router; the usage record included. */
@@ -182,7 +78,12 @@ export class ChatCall {
       return c;
     }
     try {
-      const { completion } = await this.deps.router.complete(this.modelId, this.body, this.opts.signal);
+      const { completion, model } = await this.deps.router.complete(
+        this.modelId,
+        this.body,
+        this.opts.signal,
+      );
+      this.servedBy(model.config);
       this.markFirstToken();
       const usage = completion.usage ?? null;
       // The delivered text is only needed (and only built) when the usage lacks the completion
@@ -198,27 +99,11 @@ export class ChatCall {
   }
 
   /** Open a stream through the router (fallbacks until a first chunk arrives). */
-  openStream(): Promise<StreamResult> {
-    return this.deps.router.stream(this.modelId, this.body, this.opts.signal);
+  async openStream(): Promise<StreamResult> {
+    const opened = await this.deps.router.stream(this.modelId, this.body, this.opts.signal);
+    this.servedBy(opened.model.config);
+    return opened;
   }
-
-  /** Record a failed call (status from the error; 499 when the client went away). */
-  fail(err: unknown, deliveredText?: string): void {
-    const status = err instanceof ApiError ? err.status : err instanceof ClientAbortError ? 499 : 500;
-    if (status >= 500 && !(err instanceof ClientAbortError)) this.deps.telemetry.upstreamError(this.modelId);
-    const code =
-      err instanceof ApiError
-        ? (err.code ?? err.type)
-        : err instanceof ClientAbortError
-          ? 'client_closed'
-          : 'internal_error';
-    this.finish({ status, errorCode: code, ...(deliveredText !== undefined ? { deliveredText } : {}) });
-  }
-}
-
-/** A token count as an upstream should send it (a non-negative integer), else null. */
-function tokenCount(v: unknown): number | null {
-  return typeof v === 'number' && Number.isInteger(v) && v >= 0 ? v : null;
 }
 
 export function completionText(c: ChatCompletion): string {

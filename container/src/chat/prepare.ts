@@ -27,10 +27,10 @@ export function routeAuto(
       code ??= messages.some((m) => CODE_SHAPES.test(contentText(m.content)));
       if (!code) continue;
     }
-    if (router.get(rule.model) && isAllowed(p, rule.model)) return rule.model;
+    if (router.serves(rule.model, 'chat') && isAllowed(p, rule.model)) return rule.model;
   }
   if (cfg.auto.default && isAllowed(p, cfg.auto.default)) return cfg.auto.default;
-  const first = router.list().find((e) => isAllowed(p, e.config.id));
+  const first = router.list().find((e) => e.config.endpoints.includes('chat') && isAllowed(p, e.config.id));
   if (!first)
     throw new PermissionDeniedError('No model is available to this API key.', {
       code: 'model_not_allowed',
@@ -105,7 +105,7 @@ export function prepareRequest(
   let promptTokens = promptTokensFrom(messageTokens, toolTokens);
   if (body.model === 'auto')
     body = { ...body, model: routeAuto(cfg, router, p, body.messages, promptTokens) };
-  const entry = router.require(body.model);
+  const entry = router.require(body.model, 'chat');
   if (!isAllowed(p, entry.config.id)) {
     throw new PermissionDeniedError(`This API key is not allowed to use the model '${entry.config.id}'.`, {
       param: 'model',

@@ -51,6 +51,7 @@ const envSchema = z.object({
   [ENV.requestTimeoutMs]: z.coerce.number().int().min(0).default(60_000),
   [ENV.pingIntervalMs]: z.coerce.number().int().positive().optional(),
   [ENV.limiterFailureMode]: z.enum(['open', 'closed']).optional(),
+  [ENV.corsOrigins]: optionalString,
   [ENV.redisUrl]: optionalString,
   [ENV.redisHost]: optionalString,
   [ENV.redisPort]: z.coerce.number().int().positive().default(6379),
@@ -92,6 +93,8 @@ export interface RuntimeEnv {
   requestTimeoutMs: number;
   pingIntervalMs: number | undefined;
   limiterFailureMode: 'open' | 'closed' | undefined;
+  /** CORS origins from the environment (overrides `cors.allowedOrigins` of the config). */
+  corsOrigins: string[] | undefined;
   /** Redis connection URL, built from host/port/TLS/auth when REDIS_URL is unset. */
   redisUrl: string | undefined;
   /** Cluster-mode endpoint (ElastiCache Serverless). */
@@ -136,6 +139,10 @@ export function readEnv(source: NodeJS.ProcessEnv = process.env): RuntimeEnv {
     requestTimeoutMs: e[ENV.requestTimeoutMs],
     pingIntervalMs: e[ENV.pingIntervalMs],
     limiterFailureMode: e[ENV.limiterFailureMode],
+    corsOrigins: e[ENV.corsOrigins]
+      ?.split(',')
+      .map((o) => o.trim())
+      .filter(Boolean),
     redisUrl,
     redisCluster: e[ENV.redisCluster],
     tables: {

@@ -88,6 +88,25 @@ export const serviceConfigSchema = z
       .object({ failureMode: z.enum(['open', 'closed']).default('open') })
       .strict()
       .default({ failureMode: 'open' }),
+    /**
+     * Browser origins allowed to call the API: exact origins (`https://app.example.com`),
+     * `localhost` (any port on localhost, 127.0.0.1, [::1]) or `*`. None by default.
+     */
+    cors: z
+      .object({
+        allowedOrigins: z
+          .array(
+            z
+              .string()
+              .regex(
+                /^(\*|localhost|https?:\/\/[^/\s]+)$/,
+                'must be an origin (https://host[:port]), localhost or *',
+              ),
+          )
+          .default([]),
+      })
+      .strict()
+      .default({ allowedOrigins: [] }),
     streaming: z
       .object({ pingIntervalMs: z.number().int().positive().default(15_000) })
       .strict()
@@ -213,5 +232,13 @@ export function simulatorModels(): ModelConfig[] {
   return [
     modelSchema.parse({ ...base, id: 'simulator', contextWindow: 128_000 }),
     modelSchema.parse({ ...base, id: 'simulator-large', contextWindow: 200_000 }),
+    // Deterministic unit vectors, so embeddings work with no upstream too.
+    modelSchema.parse({
+      ...base,
+      id: 'simulator-embedding',
+      endpoints: ['embeddings'],
+      contextWindow: 8192,
+      dimensions: 256,
+    }),
   ];
 }

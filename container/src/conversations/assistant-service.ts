@@ -260,14 +260,15 @@ export class AssistantService {
       id = routeAuto(config, router, principal, messages, tokens + countMessageTokens(user) + 3);
     }
     if (id === undefined) {
-      id = router.list().find((e) => isAllowed(principal, e.config.id))?.config.id;
+      id = router.list().find((e) => e.config.endpoints.includes('chat') && isAllowed(principal, e.config.id))
+        ?.config.id;
       if (id === undefined) {
         throw new PermissionDeniedError('No model is available to this API key.', {
           code: 'model_not_allowed',
         });
       }
     }
-    return router.require(id);
+    return router.require(id, 'chat');
   }
 
   /** DynamoDB trouble is a 503 the client may retry, not an anonymous 500. */

@@ -1,9 +1,9 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { RoutePlugin } from '../app';
-import type { CallSummary } from '../chat/chat-service';
-import { ApiError, ClientAbortError, InternalServerError, NotFoundError } from '../errors';
+import { ClientAbortError, NotFoundError } from '../errors';
 import { clientSignal } from '../http/context';
-import { SseWriter } from '../http/sse';
+import { formatCost, noteCall } from '../http/request-log';
+import { relaySse, type SseRoute } from '../http/sse-relay';
 import type { Telemetry } from '../telemetry/telemetry';
 import {
   type AssistantReply,
@@ -72,18 +72,24 @@ export function registerAssistantHttp(app: FastifyInstance, opts: AssistantRoute
     req.facts.model = turn.call.modelId;
     await turn.admit();
     req.facts.cache = turn.call.cacheStatus;
-    if (input.stream) return streamTurn(req, reply, turn, ac, opts);
+    if (input.stream) {
+      return relaySse(req, reply, turn.call, ac, streamTurn(turn), {
+        telemetry: opts.telemetry,
+        pingIntervalMs: opts.pingIntervalMs,
+        logContent: opts.logContent,
+      });
+    }
 
     reply.headers(turn.call.headers());
     try {
       const r = await turn.complete();
-      summarize(req, r.summary);
+      noteCall(req, turn.call);
       reply.header('x-tollgate-cost-usd', formatCost(r.summary.costUsd));
       if (opts.logContent) req.facts.content = { prompt: turn.call.body.messages, completion: r.response };
       return replyBody(r);
     } catch (err) {
-      // Usage was recorded by the call; this only reads its summary for the log line.
-      summarize(req, turn.call.finish({ status: 500, errorCode: 'internal_error' }));
+      // The call recorded its usage itself; this only reads its summary for the log line.
+      noteCall(req, turn.call);
       if (err instanceof ClientAbortError) {
         req.facts.errorCode = 'client_closed';
         return reply.code(499).send();
@@ -136,83 +142,22 @@ function replyBody(r: AssistantReply) {
   };
 }
 
-function summarize(req: FastifyRequest, s: CallSummary): void {
-  req.facts.tokensIn = s.promptTokens;
-  req.facts.tokensOut = s.completionTokens;
-  req.facts.costUsd = s.costUsd;
-  req.facts.ttftMs = s.ttftMs;
-}
-
-function formatCost(usd: number): string {
-  return usd.toFixed(9).replace(/0+$/, '').replace(/\.$/, '.0');
-}
-
 /**
  * SSE: `data: {"delta":"..."}` per piece of text, then `data: {<the JSON reply>}` once the turn
  * is stored, then `data: [DONE]`. A failure before any byte is a plain JSON error with its
  * status; after that, a `data: {"error":{...}}` event and no `[DONE]`.
  */
-async function streamTurn(
-  req: FastifyRequest,
-  reply: FastifyReply,
-  turn: AssistantTurn,
-  ac: AbortController,
-  opts: AssistantRoutesOptions,
-): Promise<FastifyReply> {
-  reply.hijack();
-  const sse = new SseWriter(reply.raw, () => ({ 'x-request-id': req.id, ...turn.call.headers() }));
-  let status = 200;
-  let errorCode: string | undefined;
+function streamTurn(turn: AssistantTurn): SseRoute {
   let text = '';
-  let ping: NodeJS.Timeout | undefined = setInterval(() => sse.ping(), opts.pingIntervalMs);
-  const stopPing = () => {
-    clearInterval(ping);
-    ping = undefined;
+  return {
+    delivered: () => text,
+    content: () => ({ prompt: turn.call.body.messages, completion: text }),
+    async produce(sse) {
+      const r = await turn.stream((delta) => {
+        text += delta;
+        return sse.data({ delta });
+      });
+      await sse.data(replyBody(r));
+    },
   };
-  try {
-    const r = await turn.stream((delta) => {
-      stopPing();
-      text += delta;
-      return sse.data({ delta });
-    });
-    stopPing();
-    await sse.data(replyBody(r));
-    sse.end(true);
-  } catch (err) {
-    stopPing();
-    if (err instanceof ClientAbortError || ac.signal.aborted) {
-      status = 499;
-      errorCode = 'client_closed';
-      ac.abort();
-      reply.raw.destroy();
-    } else {
-      const e = err instanceof ApiError ? err : new InternalServerError();
-      status = e.status;
-      errorCode = e.code ?? e.type;
-      if (!(err instanceof ApiError))
-        opts.telemetry.logger.error('assistant stream failed', { requestId: req.id, error: err as Error });
-      await sse.fail(e, { 'x-request-id': req.id, ...turn.call.headers() });
-    }
-  }
-  const s = turn.call.finish({ status });
-  opts.telemetry.request({
-    requestId: req.id,
-    method: req.method,
-    route: req.routeOptions.url ?? req.url,
-    status,
-    latencyMs: Math.round(performance.now() - turn.call.startedAt),
-    model: turn.call.modelId,
-    ttftMs: s.ttftMs,
-    tokensIn: s.promptTokens,
-    tokensOut: s.completionTokens,
-    costUsd: s.costUsd,
-    cache: turn.call.cacheStatus,
-    stream: true,
-    keyId: turn.call.principal.keyId,
-    owner: turn.call.principal.owner,
-    errorCode,
-    content: opts.logContent ? { prompt: turn.call.body.messages, completion: text } : undefined,
-  });
-  req.facts.logged = true;
-  return reply;
 }

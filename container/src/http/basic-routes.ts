@@ -1,6 +1,7 @@
-import type { FastifyInstance } from 'fastify';
+import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { isAllowed } from '../chat/prepare';
-import type { ModelRouter } from '../providers/router';
+import { ModelNotFoundError } from '../errors';
+import type { ModelEntry, ModelRouter } from '../providers/router';
 import type { DependencyCheck } from '../telemetry/health';
 import type { Telemetry } from '../telemetry/telemetry';
 
@@ -31,26 +32,41 @@ async function runCheck(
 
 /** `/v1/models`, `/health`, `/ready`, `/health/detailed`, `/metrics`. */
 export function registerBasicRoutes(app: FastifyInstance, opts: BasicRoutesOptions): void {
-  const models = async (req: { principal: import('../keys/key-store').Principal | null }) => ({
+  const view = (e: ModelEntry) => ({
+    id: e.config.id,
+    object: 'model' as const,
+    created: e.created,
+    owned_by: e.config.ownedBy,
+    context_window: e.config.contextWindow,
+    /** What the model serves: `chat` (chat completions, responses) and/or `embeddings`. */
+    endpoints: e.config.endpoints,
+    ...(e.config.dimensions !== undefined ? { dimensions: e.config.dimensions } : {}),
+    pricing: {
+      input_per_1m: e.config.pricing.input,
+      output_per_1m: e.config.pricing.output,
+      cached_input_per_1m: e.config.pricing.cachedInput ?? e.config.pricing.input,
+      cache_write_per_1m: e.config.pricing.cacheWrite ?? e.config.pricing.input,
+    },
+    ...(e.config.provider === 'simulator' ? { simulated: true } : {}),
+  });
+  const models = async (req: FastifyRequest) => ({
     object: 'list',
     data: opts.router
       .list()
       .filter((e) => !req.principal || isAllowed(req.principal, e.config.id))
-      .map((e) => ({
-        id: e.config.id,
-        object: 'model',
-        created: e.created,
-        owned_by: e.config.ownedBy,
-        context_window: e.config.contextWindow,
-        pricing: {
-          input_per_1m: e.config.pricing.input,
-          output_per_1m: e.config.pricing.output,
-          cached_input_per_1m: e.config.pricing.cachedInput ?? e.config.pricing.input,
-        },
-        ...(e.config.provider === 'simulator' ? { simulated: true } : {}),
-      })),
+      .map(view),
   });
   for (const url of ['/v1/models', '/api/v1/models']) app.get(url, models);
+
+  // One model; a model the key may not use answers exactly like one that does not exist.
+  // A wildcard, not `:id`: model ids may hold `/` (`meta-llama/Llama-3.1-8B`) and `:` (Bedrock ids).
+  const model = async (req: FastifyRequest<{ Params: { '*': string } }>) => {
+    const id = req.params['*'];
+    const e = opts.router.get(id);
+    if (!e || (req.principal && !isAllowed(req.principal, e.config.id))) throw new ModelNotFoundError(id);
+    return view(e);
+  };
+  for (const url of ['/v1/models/*', '/api/v1/models/*']) app.get(url, model);
 
   // Liveness: no dependency is consulted, so one Redis blip cannot pull every task out of the ALB.
   app.get('/health', { config: { auth: 'none' } }, async (_req, reply) => {

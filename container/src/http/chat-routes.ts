@@ -7,12 +7,13 @@ import {
   relayStream,
 } from '../chat/chat-service';
 import { validateChatRequest } from '../chat/validate';
-import { ApiError, ClientAbortError, InternalServerError } from '../errors';
-import type { StreamResult } from '../providers/router';
+import { ClientAbortError } from '../errors';
 import type { Telemetry } from '../telemetry/telemetry';
 import type { ChatCompletion, ChatCompletionChunk, Usage } from '../wire/chat';
 import { clientSignal } from './context';
-import { SseWriter } from './sse';
+import { formatCost, noteCall } from './request-log';
+import type { SseWriter } from './sse';
+import { relaySse, type SseRelayOptions } from './sse-relay';
 
 export interface ChatRoutesOptions {
   chat: ChatService;
@@ -23,6 +24,11 @@ export interface ChatRoutesOptions {
 
 /** `POST /v1/chat/completions` (and `/api/v1/chat/completions`). */
 export function registerChatRoutes(app: FastifyInstance, opts: ChatRoutesOptions): void {
+  const relay: SseRelayOptions = {
+    telemetry: opts.telemetry,
+    pingIntervalMs: opts.pingIntervalMs,
+    logContent: opts.logContent,
+  };
   const handler = async (req: FastifyRequest, reply: FastifyReply) => {
     const body = validateChatRequest(req.body);
     const principal = req.principal!;
@@ -38,21 +44,18 @@ export function registerChatRoutes(app: FastifyInstance, opts: ChatRoutesOptions
     // A refusal's headers (Retry-After, rate limits) are set by the app's error handler.
     const hit = await call.admit();
     req.facts.cache = call.cacheStatus;
-    if (body.stream === true) return streamCompletion(req, reply, call, hit, ac, opts);
+    if (body.stream === true) return relaySse(req, reply, call, ac, streamCompletion(call, hit, ac), relay);
 
     reply.headers(call.headers());
     try {
       const completion = await call.complete(hit);
-      const s = summarize(req, call);
-      reply.header(
-        'x-tollgate-cost-usd',
-        (s?.costUsd ?? 0).toFixed(9).replace(/0+$/, '').replace(/\.$/, '.0'),
-      );
+      const s = noteCall(req, call);
+      reply.header('x-tollgate-cost-usd', formatCost(s?.costUsd ?? 0));
       if (opts.logContent)
         req.facts.content = { prompt: call.body.messages, completion: completion.choices[0]?.message };
       return completion;
     } catch (err) {
-      summarize(req, call);
+      noteCall(req, call);
       if (err instanceof ClientAbortError) {
         // Nobody is listening; 499 (nginx's "client closed request") marks it in logs and metrics.
         req.facts.errorCode = 'client_closed';
@@ -64,47 +67,21 @@ export function registerChatRoutes(app: FastifyInstance, opts: ChatRoutesOptions
   for (const url of ['/v1/chat/completions', '/api/v1/chat/completions']) app.post(url, handler);
 }
 
-/** Copy the finished call's figures onto the request for its log line. */
-function summarize(req: FastifyRequest, call: ChatCall) {
-  const s = call.summary;
-  if (!s) return null;
-  req.facts.tokensIn = s.promptTokens;
-  req.facts.tokensOut = s.completionTokens;
-  req.facts.costUsd = s.costUsd;
-  req.facts.ttftMs = s.ttftMs;
-  return s;
-}
-
-function errorPayload(err: unknown): ApiError {
-  return err instanceof ApiError ? err : new InternalServerError();
-}
-
 /**
- * Relay an SSE stream: chunks go out as they arrive, `: ping` comments while the first token is
- * slow, the usage chunk only when asked, `[DONE]` only after a clean end; a failure after the
- * headers went out is an error event the SDK raises as an APIError.
+ * A chat completion as SSE chunks: relayed as they arrive with the same id, created and public
+ * model on every chunk, the usage chunk only when asked (`stream_options.include_usage`), a
+ * cache hit replayed as the chunks a stream would have sent.
  */
-async function streamCompletion(
-  req: FastifyRequest,
-  reply: FastifyReply,
-  call: ChatCall,
-  hit: ChatCompletion | null,
-  ac: AbortController,
-  opts: ChatRoutesOptions,
-): Promise<FastifyReply> {
+function streamCompletion(call: ChatCall, hit: ChatCompletion | null, ac: AbortController) {
   const wantUsage = call.body.stream_options?.include_usage === true;
-  reply.hijack();
-  const sse = new SseWriter(reply.raw, () => ({ 'x-request-id': req.id, ...call.headers() }));
-  const id = `chatcmpl-${req.id}`;
+  const id = `chatcmpl-${call.opts.requestId}`;
   const created = Math.floor(Date.now() / 1000);
   const assembled = new ChunkAssembler();
-  let status = 200;
-  let errorCode: string | undefined;
   let usage: Usage | null = null;
 
-  const relay = (c: ChatCompletionChunk): Promise<void> | undefined => {
-    // Same id/created on every chunk, and the public model id, whatever the upstream sent; the
-    // assembled answer (cached for later requests) takes them from the rewritten chunk.
+  const relay = (sse: SseWriter, c: ChatCompletionChunk): Promise<void> | undefined => {
+    // The assembled answer (cached for later requests) takes id, created and model from the
+    // rewritten chunk, whatever the upstream sent.
     c.id = id;
     c.created = created;
     c.model = call.modelId;
@@ -117,89 +94,48 @@ async function streamCompletion(
     return sse.data(c);
   };
 
-  try {
-    if (hit) {
-      for (const c of completionToChunks(hit, id, created)) {
-        c.model = call.modelId;
-        call.markFirstToken();
-        await sse.data(c);
+  return {
+    delivered: () => assembled.deliveredText(),
+    content: () => ({ prompt: call.body.messages, completion: assembled.content }),
+    async produce(sse: SseWriter): Promise<void> {
+      if (hit) {
+        for (const c of completionToChunks(hit, id, created)) {
+          c.model = call.modelId;
+          call.markFirstToken();
+          await sse.data(c);
+        }
+        usage = hit.usage ?? null;
+        call.finish({ status: 200, usage, cached: true });
+      } else {
+        const opened = await call.openStream();
+        const stopIfGone = (): undefined => {
+          if (sse.closed) throw new ClientAbortError();
+          return undefined;
+        };
+        await relayStream(opened, (c) => {
+          const written = relay(sse, c);
+          return written ? written.then(stopIfGone) : stopIfGone();
+        });
+        if (ac.signal.aborted) throw new ClientAbortError();
+        call.finish({ status: 200, usage, deliveredText: assembled.deliveredText() });
+        await call.remember(assembled.completion());
       }
-      usage = hit.usage ?? null;
-      call.finish({ status: 200, usage, cached: true });
-    } else {
-      const ping = setInterval(() => sse.ping(), opts.pingIntervalMs);
-      let opened: StreamResult;
-      try {
-        opened = await call.openStream();
-      } finally {
-        clearInterval(ping);
+      if (wantUsage) {
+        const s = call.finish({ status: 200 });
+        const u: Usage = usage ?? {
+          prompt_tokens: s.promptTokens,
+          completion_tokens: s.completionTokens,
+          total_tokens: s.promptTokens + s.completionTokens,
+        };
+        await sse.data({
+          id,
+          object: 'chat.completion.chunk',
+          created,
+          model: call.modelId,
+          choices: [],
+          usage: u,
+        });
       }
-      const stopIfGone = (): undefined => {
-        if (sse.closed) throw new ClientAbortError();
-        return undefined;
-      };
-      await relayStream(opened, (c) => {
-        const written = relay(c);
-        return written ? written.then(stopIfGone) : stopIfGone();
-      });
-      if (ac.signal.aborted) throw new ClientAbortError();
-      const completion = assembled.completion();
-      call.finish({ status: 200, usage, deliveredText: assembled.deliveredText() });
-      await call.remember(completion);
-    }
-    const s = call.finish({ status: 200 });
-    if (wantUsage) {
-      const u: Usage = usage ?? {
-        prompt_tokens: s.promptTokens,
-        completion_tokens: s.completionTokens,
-        total_tokens: s.promptTokens + s.completionTokens,
-      };
-      await sse.data({
-        id,
-        object: 'chat.completion.chunk',
-        created,
-        model: call.modelId,
-        choices: [],
-        usage: u,
-      });
-    }
-    sse.end(true);
-  } catch (err) {
-    if (err instanceof ClientAbortError || ac.signal.aborted) {
-      status = 499;
-      errorCode = 'client_closed';
-      call.fail(new ClientAbortError(), assembled.deliveredText());
-      ac.abort();
-      reply.raw.destroy();
-    } else {
-      const e = errorPayload(err);
-      status = e.status;
-      errorCode = e.code ?? e.type;
-      call.fail(err, assembled.deliveredText());
-      if (!(err instanceof ApiError))
-        opts.telemetry.logger.error('stream failed', { requestId: req.id, error: err as Error });
-      await sse.fail(e, { 'x-request-id': req.id, ...call.headers() });
-    }
-  }
-  const s = call.finish({ status });
-  opts.telemetry.request({
-    requestId: req.id,
-    method: req.method,
-    route: req.routeOptions.url ?? req.url,
-    status,
-    latencyMs: Math.round(performance.now() - call.startedAt),
-    model: call.modelId,
-    ttftMs: s.ttftMs,
-    tokensIn: s.promptTokens,
-    tokensOut: s.completionTokens,
-    costUsd: s.costUsd,
-    cache: call.cacheStatus,
-    stream: true,
-    keyId: call.principal.keyId,
-    owner: call.principal.owner,
-    errorCode,
-    content: opts.logContent ? { prompt: call.body.messages, completion: assembled.content } : undefined,
-  });
-  req.facts.logged = true;
-  return reply;
+    },
+  };
 }

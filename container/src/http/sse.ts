@@ -8,6 +8,8 @@ import type { ApiError } from '../errors';
 export class SseWriter {
   private started = false;
   private ended = false;
+  private sentData = false;
+  private pings: NodeJS.Timeout | undefined;
 
   constructor(
     private readonly res: ServerResponse,
@@ -53,7 +55,14 @@ export class SseWriter {
   }
 
   data(obj: unknown): Promise<void> | undefined {
+    this.firstData();
     return this.write(`data: ${JSON.stringify(obj)}\n\n`);
+  }
+
+  /** A named event (`event: <type>`), as the Responses API streams them. */
+  event(type: string, obj: unknown): Promise<void> | undefined {
+    this.firstData();
+    return this.write(`event: ${type}\ndata: ${JSON.stringify(obj)}\n\n`);
   }
 
   ping(): void {
@@ -61,10 +70,32 @@ export class SseWriter {
   }
 
   /**
+   * `: ping` comments every `intervalMs` until the first event goes out (a slow first token must
+   * not look like a dead connection to proxies and clients). Returns the stop function.
+   */
+  keepAlive(intervalMs: number): () => void {
+    this.stopPings();
+    this.pings = setInterval(() => this.ping(), intervalMs);
+    return () => this.stopPings();
+  }
+
+  private firstData(): void {
+    if (this.sentData) return;
+    this.sentData = true;
+    this.stopPings();
+  }
+
+  private stopPings(): void {
+    if (this.pings) clearInterval(this.pings);
+    this.pings = undefined;
+  }
+
+  /**
    * Report a failure: as an error event when the stream already started (the SDKs raise it),
    * else as a normal JSON error response with its status.
    */
   async fail(e: ApiError, headers: Record<string, string>): Promise<void> {
+    this.stopPings();
     if (this.started) {
       await this.data(e.toJSON());
       this.end(false);
@@ -81,6 +112,7 @@ export class SseWriter {
   }
 
   end(done = true): void {
+    this.stopPings();
     if (this.closed) return;
     if (done) this.res.write('data: [DONE]\n\n');
     this.ended = true;

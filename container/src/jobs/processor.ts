@@ -14,8 +14,9 @@ import { type ChatCall, ChatService } from '../chat/chat-service';
 import { validateChatRequest } from '../chat/validate';
 import { METRICS } from '../contract';
 import { ApiError, AuthenticationError, ClientAbortError, isRetryable } from '../errors';
+import type { UsageSink } from '../metering/metered-call';
 import type { Runtime } from '../runtime';
-import type { UsageRecord, UsageRecorder } from '../usage/usage-recorder';
+import type { UsageRecord } from '../usage/usage-recorder';
 import type { ChatCompletion } from '../wire/chat';
 import { type JobError, type JobRow, type JobStore, requestOf, toJobError } from './job-store';
 import type { JobMessage } from './schema';
@@ -38,10 +39,16 @@ export class RetryLaterError extends Error {
   }
 }
 
+/** A call's usage record and its reconciliation, held until the job's final write is won. */
+export interface HeldUsage {
+  record: UsageRecord;
+  reconcile: () => void;
+}
+
 /** What running the model gave: a completion, or an error that retrying cannot fix. */
 export type RunResult =
-  | { ok: true; completion: ChatCompletion; usage: UsageRecord | undefined }
-  | { ok: false; error: ApiError; usage: UsageRecord | undefined };
+  | { ok: true; completion: ChatCompletion; usage: HeldUsage | undefined }
+  | { ok: false; error: ApiError; usage: HeldUsage | undefined };
 
 /** What `process` did with a message. */
 export type ProcessOutcome =
@@ -83,17 +90,18 @@ export interface JobProcessorOptions {
 }
 
 /**
- * Usage records of the worker's calls, held until the job's final write is won (ChatCall.finish
- * always records; this keeps the record from reaching the table early). One instance per worker.
+ * Usage records of the worker's calls and their reconciliations, held until the job's final
+ * write is won (a metered call always commits; this keeps the record from reaching the table,
+ * and the counters from being reconciled, early). One instance per worker.
  */
-class HeldUsage implements Pick<UsageRecorder, 'record'> {
-  private readonly held = new Map<string, UsageRecord>();
+class HeldSink implements UsageSink {
+  private readonly held = new Map<string, HeldUsage>();
 
-  record(r: UsageRecord): void {
-    this.held.set(r.requestId, r);
+  commit(record: UsageRecord, reconcile: () => void): void {
+    this.held.set(record.requestId, { record, reconcile });
   }
 
-  take(requestId: string): UsageRecord | undefined {
+  take(requestId: string): HeldUsage | undefined {
     const r = this.held.get(requestId);
     this.held.delete(requestId);
     return r;
@@ -104,7 +112,7 @@ class HeldUsage implements Pick<UsageRecorder, 'record'> {
 export class JobProcessor {
   protected readonly rt: Runtime;
   protected readonly store: JobStore;
-  private readonly held: HeldUsage;
+  private readonly held: HeldSink;
   private readonly chat: ChatService;
   private readonly keyCheckTtlMs: number;
   private readonly keyChecks = new Map<string, { at: number; revoked: Promise<boolean> }>();
@@ -113,8 +121,8 @@ export class JobProcessor {
     this.rt = opts.rt;
     this.store = opts.store;
     this.keyCheckTtlMs = opts.keyCheckTtlMs ?? 5000;
-    this.held = new HeldUsage();
-    this.chat = new ChatService({ ...opts.rt.chat.deps, usage: this.held });
+    this.held = new HeldSink();
+    this.chat = new ChatService({ ...opts.rt.chat.deps, sink: this.held });
   }
 
   /**
@@ -205,7 +213,10 @@ export class JobProcessor {
         requestId: job.jobId,
         signal,
         source: 'async',
+        // Admission happened at submission: the call reconciles the job's reservation (only a
+        // shared Redis holds the counters admission charged; an in-process one does not).
         skipAdmission: true,
+        reservation: this.rt.redis ? (job.reservation ?? null) : null,
       });
     } catch (err) {
       // A model removed from the catalogue since submission, a permission taken away: final.
@@ -235,7 +246,8 @@ export class JobProcessor {
   ): Promise<ProcessOutcome> {
     const { rt } = this;
     const at = Date.now();
-    const u = r.usage;
+    const held = r.usage;
+    const u = held?.record;
     const usage = u
       ? { promptTokens: u.promptTokens, completionTokens: u.completionTokens, costUsd: u.costUsd }
       : undefined;
@@ -249,15 +261,13 @@ export class JobProcessor {
       });
       return 'lost';
     }
-    // The transition's timestamp: a record rebuilt from this row would have the same key.
-    if (u) rt.usage.record({ ...u, ts: at });
-    if (rt.redis) {
-      // Only a shared Redis holds the counters admission charged; an in-process one does not.
-      void rt.limiter.reconcile(
-        job.reservation ?? null,
-        u ? u.promptTokens + u.completionTokens : 0,
-        u?.costUsd ?? 0,
-      );
+    if (held && u) {
+      // The transition's timestamp: a record rebuilt from this row would have the same key.
+      rt.usage.record({ ...u, ts: at });
+      held.reconcile();
+    } else if (rt.redis) {
+      // Refused before the model was called (key revoked, model gone): nothing was used.
+      rt.limiter.reconcile(job.reservation ?? null, 0, 0);
     }
     rt.telemetry.increment(r.ok ? METRICS.jobsCompleted : METRICS.jobsFailed);
     rt.telemetry.request({

@@ -5,13 +5,11 @@
 import { createHash, randomBytes } from 'node:crypto';
 import { SendMessageCommand, type SQSClient } from '@aws-sdk/client-sqs';
 import { canonicalJson } from '../cache/response-cache';
-import { prepareRequest } from '../chat/prepare';
+import type { ChatService } from '../chat/chat-service';
 import type { ServiceConfig } from '../config/service-config';
 import { METRICS } from '../contract';
 import { ApiError, ServiceUnavailableError } from '../errors';
 import type { Principal } from '../keys/key-store';
-import type { Limiter, Reservation } from '../limits/limiter';
-import type { ModelRouter } from '../providers/router';
 import type { Telemetry } from '../telemetry/telemetry';
 import type { ChatRequest } from '../wire/chat';
 import { type JobRow, type JobStore, MAX_STORED_REQUEST_BYTES, packJson } from './job-store';
@@ -23,8 +21,8 @@ const IDEMPOTENCY_KEY_RE = /^[\x20-\x7e]{1,255}$/;
 
 export interface JobProducerOptions {
   config: ServiceConfig;
-  router: ModelRouter;
-  limiter: Limiter;
+  /** Admission goes through the same metered chat call as the synchronous path. */
+  chat: ChatService;
   telemetry: Telemetry;
   store: JobStore;
   sqs: SQSClient;
@@ -82,7 +80,7 @@ export class JobProducer {
     body: ChatRequest,
     opts: { idempotencyKey?: string | undefined } = {},
   ): Promise<Submission> {
-    const { store, limiter } = this.o;
+    const { store } = this.o;
     const requestJson = JSON.stringify(body);
     // The same request with its fields in another order is the same request.
     const requestHash = createHash('sha256').update(canonicalJson(body)).digest('hex');
@@ -100,7 +98,14 @@ export class JobProducer {
       if (existing) return replay(existing, principal, fingerprints());
     }
     await this.o.gate.check();
-    const prepared = prepareRequest(this.o.config, this.o.router, principal, body);
+    // Validation, routing, caps and the reservation estimate are the synchronous path's; the
+    // call only admits here, and hands its reservation to the job (the worker reconciles it).
+    const call = this.o.chat.begin(principal, body, {
+      requestId: jobId,
+      signal: NEVER_ABORTED,
+      source: 'async',
+      cacheControl: 'no-store',
+    });
     const packed = packJson(requestJson);
     if (packed.bytes > MAX_STORED_REQUEST_BYTES) {
       throw new ApiError(
@@ -109,23 +114,19 @@ export class JobProducer {
         { type: 'invalid_request_error', code: 'request_too_large' },
       );
     }
-    const admission = await limiter.admit(
-      principal.keyId,
-      principal.limits,
-      prepared.reserveTokens,
-      prepared.reserveCostUsd,
-    );
+    await call.admit();
+    const reservation = call.reservation;
     const now = Date.now();
     const job: JobRow = {
       jobId,
       owner: principal.owner,
       keyId: principal.keyId,
       principal,
-      model: prepared.entry.config.id,
+      model: call.modelId,
       status: 'queued',
       ...(packed.text !== undefined ? { request: packed.text } : { requestGz: packed.gz }),
       requestHash,
-      ...(admission.reservation ? { reservation: admission.reservation } : {}),
+      ...(reservation ? { reservation } : {}),
       createdAt: now,
       expiresAt: Math.floor(now / 1000) + this.ttlSeconds,
     };
@@ -142,7 +143,7 @@ export class JobProducer {
     ]);
     if (put.status === 'rejected') {
       // A message that went out anyway names no row: the worker drops it once it is old.
-      this.giveBack(admission.reservation);
+      call.abandon();
       this.o.telemetry.logger.error('job row write failed', { jobId, error: errorText(put.reason) });
       throw new ServiceUnavailableError(
         'The job store is unavailable; the job was not created. Retry shortly.',
@@ -155,7 +156,7 @@ export class JobProducer {
     if (!put.value) {
       // Two submissions with one key raced and the other wrote first: answer with its job (the
       // extra message is harmless: the worker runs a job once, whatever it receives).
-      this.giveBack(admission.reservation);
+      call.abandon();
       const existing = await store.get(jobId);
       if (existing) return replay(existing, principal, fingerprints());
       throw new ServiceUnavailableError('The job changed while it was being created; retry.', {
@@ -164,7 +165,7 @@ export class JobProducer {
       });
     }
     if (send.status === 'rejected') {
-      this.giveBack(admission.reservation);
+      call.abandon();
       await this.removeUnsent(jobId);
       this.o.telemetry.logger.error('job queue send failed', { jobId, error: errorText(send.reason) });
       throw new ServiceUnavailableError(
@@ -175,9 +176,11 @@ export class JobProducer {
         },
       );
     }
+    call.handOff();
     this.o.gate.noteSent();
     this.o.telemetry.increment(METRICS.jobsSubmitted);
-    return { job, replayed: false, headers: admission.headers };
+    const { 'x-tollgate-cache': _cache, ...headers } = call.headers();
+    return { job, replayed: false, headers };
   }
 
   /** A job that will never run must not stay `queued`: delete it, or at worst say so loudly. */
@@ -193,12 +196,10 @@ export class JobProducer {
       });
     }
   }
-
-  /** Nothing was used: the reservation goes back whole (the request still counts for RPM). */
-  private giveBack(r: Reservation | null): void {
-    void this.o.limiter.reconcile(r, 0, 0);
-  }
 }
+
+/** The submission itself cannot be cancelled half-way (its writes are bounded by the SDKs). */
+const NEVER_ABORTED = new AbortController().signal;
 
 function errorText(err: unknown): string {
   return err instanceof Error ? err.message : String(err);

@@ -71,8 +71,7 @@ function register(app: FastifyInstance, rt: Runtime, options: AsyncRoutesOptions
   const producer = queueUrl
     ? new JobProducer({
         config,
-        router: rt.router,
-        limiter: rt.limiter,
+        chat: rt.chat,
         telemetry,
         store,
         sqs,

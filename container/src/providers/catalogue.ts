@@ -47,6 +47,8 @@ export const commonModelFields = z.object({
   /** What the entry serves. @default ['chat'] */
   endpoints: z.array(z.enum(ENDPOINTS)).min(1).default(['chat']),
   ownedBy: z.string().default('tollgate'),
+  /** An embedding model's vector size: the most a request's `dimensions` may ask for. */
+  dimensions: z.number().int().positive().optional(),
 });
 
 /**

@@ -1,18 +1,29 @@
-import type { ModelConfig } from '../config/service-config';
+import type { Pricing } from '../providers/catalogue';
 
 export interface TokenCounts {
   promptTokens: number;
   completionTokens: number;
+  /** Prompt tokens read from the provider's prompt cache (part of promptTokens). */
   cachedTokens: number;
+  /** Prompt tokens written to the provider's prompt cache (part of promptTokens). @default 0 */
+  cacheWriteTokens?: number;
 }
 
-/** USD for one request from the catalogue prices (per 1M tokens); cached input at its own price. */
-export function costUsd(model: Pick<ModelConfig, 'pricing'>, t: TokenCounts): number {
+/**
+ * USD for one request from the catalogue prices (per 1M tokens): cache reads at `cachedInput`,
+ * cache writes at `cacheWrite` (each defaulting to `input`), the rest of the prompt at `input`.
+ */
+export function costUsd(model: { pricing: Pricing }, t: TokenCounts): number {
   const p = model.pricing;
   const cached = Math.min(t.cachedTokens, t.promptTokens);
-  const cachedPrice = p.cachedInput ?? p.input;
+  const written = Math.min(t.cacheWriteTokens ?? 0, t.promptTokens - cached);
+  const plain = t.promptTokens - cached - written;
   const usd =
-    ((t.promptTokens - cached) * p.input + cached * cachedPrice + t.completionTokens * p.output) / 1_000_000;
+    (plain * p.input +
+      cached * (p.cachedInput ?? p.input) +
+      written * (p.cacheWrite ?? p.input) +
+      t.completionTokens * p.output) /
+    1_000_000;
   return roundUsd(usd);
 }
 

@@ -21,6 +21,10 @@ export interface UsageRecord {
   promptTokens: number;
   completionTokens: number;
   cachedTokens: number;
+  /** Prompt tokens written to the provider's prompt cache (priced at `pricing.cacheWrite`). */
+  cacheWriteTokens?: number | undefined;
+  /** `chat`, `embeddings` or `responses`. @default 'chat' (rows written before the field) */
+  endpoint?: string | undefined;
   costUsd: number;
   latencyMs: number;
   ttftMs: number | null;
@@ -90,6 +94,8 @@ function usageItem(r: UsageRecord, expiresAt: number | undefined): Record<string
     promptTokens: n(r.promptTokens),
     completionTokens: n(r.completionTokens),
     cachedTokens: n(r.cachedTokens),
+    cacheWriteTokens: n(r.cacheWriteTokens ?? 0),
+    endpoint: { S: r.endpoint ?? 'chat' },
     costUsd: n(r.costUsd),
     latencyMs: n(r.latencyMs),
     ttftMs: r.ttftMs === null ? { NULL: true } : n(r.ttftMs),

@@ -22,11 +22,15 @@ export interface EmbeddingsCall {
   user?: string | undefined;
 }
 
-/** A provider's answer: one vector per input item, in order, and the tokens the upstream counted. */
+/**
+ * A provider's answer: one vector per input item, in order (float32, as every embedding API
+ * computes them; the openai SDK decodes base64 to the same values), and the tokens the upstream
+ * counted.
+ */
 export interface EmbeddingsResult {
-  vectors: number[][];
-  /** Input tokens of the whole call, as the upstream counted them. */
-  promptTokens: number;
+  vectors: Float32Array[];
+  /** Input tokens of the whole call, as the upstream counted them (undefined: it did not say). */
+  promptTokens: number | undefined;
   /** Per item, when the upstream says (Bedrock Titan does); else split by the gateway. */
   itemTokens?: number[] | undefined;
 }

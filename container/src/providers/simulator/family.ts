@@ -21,7 +21,11 @@ export type SimulatorModelConfig = z.infer<typeof simulatorModelSchema>;
 
 function build(models: readonly SimulatorModelConfig[]): BuiltFamily {
   const providers = new Map<string, Provider>();
-  for (const m of models) providers.set(m.id, new SimulatorProvider(m.simulator));
+  for (const m of models)
+    providers.set(
+      m.id,
+      new SimulatorProvider({ ...m.simulator, ...(m.dimensions ? { dimensions: m.dimensions } : {}) }),
+    );
   // Nothing to reach: the simulator is always ready.
   return { providers, checks: [] };
 }

@@ -1,7 +1,9 @@
+import { createHash } from 'node:crypto';
 import { ClientAbortError } from '../../errors';
-import { contentText, countPromptTokens } from '../../tokens/count';
+import { contentText, countPromptTokens, countTextTokens } from '../../tokens/count';
 import { decodePieces, encode } from '../../tokens/o200k';
 import type { ChatCompletion, ChatCompletionChunk, ChatRequest } from '../../wire/chat';
+import type { EmbeddingInput, EmbeddingsCall, EmbeddingsResult } from '../../wire/embeddings';
 import type { Provider, ProviderCallOptions } from '../types';
 
 export interface SimulatorOptions {
@@ -9,6 +11,8 @@ export interface SimulatorOptions {
   ttftMs?: number;
   /** Output speed. @default 80 */
   tokensPerSecond?: number;
+  /** Embedding vector size. @default 256 */
+  dimensions?: number;
 }
 
 const LABEL = "[Simulated response from Tollgate's built-in simulator; no upstream model is configured.]";
@@ -22,8 +26,15 @@ export class SimulatorProvider implements Provider {
   private readonly ttftMs: number;
   private readonly interTokenMs: number;
 
-  constructor({ ttftMs = 150, tokensPerSecond = 80 }: SimulatorOptions = {}) {
+  private readonly dimensions: number;
+
+  constructor({
+    ttftMs = 150,
+    tokensPerSecond = 80,
+    dimensions = SIMULATED_DIMENSIONS,
+  }: SimulatorOptions = {}) {
     this.ttftMs = ttftMs;
+    this.dimensions = dimensions;
     this.interTokenMs = 1000 / tokensPerSecond;
   }
 
@@ -73,6 +84,18 @@ export class SimulatorProvider implements Provider {
     };
   }
 
+  async embed(call: EmbeddingsCall, opts: ProviderCallOptions): Promise<EmbeddingsResult> {
+    // Real embedding APIs answer in milliseconds, not at a token rate.
+    await sleep(Math.min(this.ttftMs, 20), opts.signal);
+    const dims = call.dimensions ?? this.dimensions;
+    const itemTokens = call.input.map((it) => (typeof it === 'string' ? countTextTokens(it) : it.length));
+    return {
+      vectors: call.input.map((it) => simulatedEmbedding(it, dims)),
+      promptTokens: itemTokens.reduce((a, b) => a + b, 0),
+      itemTokens,
+    };
+  }
+
   async stream(body: ChatRequest, opts: ProviderCallOptions): Promise<AsyncIterable<ChatCompletionChunk>> {
     const { tokens, pieces, finish, promptTokens } = this.plan(body);
     const id = `chatcmpl-sim-${Date.now().toString(36)}`;
@@ -110,6 +133,34 @@ export class SimulatorProvider implements Provider {
     }
     return gen();
   }
+}
+
+/** The simulator's vector size when neither the catalogue nor the request sets one. */
+const SIMULATED_DIMENSIONS = 256;
+
+/**
+ * A deterministic unit vector for a text: the same input always gets the same vector, different
+ * inputs get (almost surely) different ones, so search over it behaves like exact matching.
+ */
+export function simulatedEmbedding(item: EmbeddingInput, dimensions: number): Float32Array {
+  const seed = createHash('sha256')
+    .update(typeof item === 'string' ? `s${item}` : `t${item.join(',')}`)
+    .digest();
+  // xorshift32 from the digest: cheap, deterministic, good enough for a simulation.
+  let x = seed.readUInt32LE(0) || 1;
+  const v = new Float32Array(dimensions);
+  let norm = 0;
+  for (let i = 0; i < dimensions; i++) {
+    x ^= x << 13;
+    x ^= x >>> 17;
+    x ^= x << 5;
+    const f = (x >>> 0) / 0x1_0000_0000 - 0.5;
+    v[i] = f;
+    norm += f * f;
+  }
+  const scale = 1 / Math.sqrt(norm || 1);
+  for (let i = 0; i < dimensions; i++) v[i] = (v[i] as number) * scale;
+  return v;
 }
 
 function sleep(ms: number, signal: AbortSignal): Promise<void> {
