@@ -309,6 +309,10 @@ export class ChatService extends Construct {
       ulimits: [{ name: ecs.UlimitName.NOFILE, softLimit: 65536, hardLimit: 65536 }],
       // The app writes nothing but temporary files; /tmp is a task volume.
       readonlyRootFilesystem: true,
+      // The image's unprivileged user, stated in the task definition too (CT.ECS.PR.3).
+      user: 'node',
+      // The task's memory as the container's hard limit (CT.ECS.PR.7).
+      memoryLimitMiB: props.memoryLimitMiB ?? 512,
     });
     taskDefinition.addVolume({ name: 'tmp' });
     container.addMountPoints({ sourceVolume: 'tmp', containerPath: '/tmp', readOnly: false });
@@ -335,11 +339,14 @@ export class ChatService extends Construct {
 
     if (props.accessLogs) {
       this.accessLogBucket = new s3.Bucket(this, 'AccessLogs', {
+        // ALB access logs support SSE-S3 only (not SSE-KMS).
         encryption: s3.BucketEncryption.S3_MANAGED,
         enforceSSL: true,
+        // Log objects are never overwritten: versioning only guards against deletion.
+        versioned: true,
         blockPublicAccess: s3.BlockPublicAccess.BLOCK_ALL,
         objectOwnership: s3.ObjectOwnership.BUCKET_OWNER_ENFORCED,
-        lifecycleRules: [{ expiration: Duration.days(90) }],
+        lifecycleRules: [{ expiration: Duration.days(90), noncurrentVersionExpiration: Duration.days(1) }],
         // Access logs are audit evidence: they outlive the stack.
         removalPolicy: RemovalPolicy.RETAIN,
       });

@@ -113,6 +113,8 @@ export class Network extends Construct {
             instanceType: new ec2.InstanceType(props.natInstanceType ?? 't4g.nano'),
             // Rules below admit the VPC only; the default would admit 0.0.0.0/0.
             defaultAllowedTraffic: ec2.NatTrafficDirection.OUTBOUND_ONLY,
+            // Its own address: the public subnets assign none on launch (only the NAT needs one).
+            associatePublicIpAddress: true,
           })
         : undefined;
 
@@ -123,7 +125,9 @@ export class Network extends Construct {
       natGateways,
       ...(natProvider && { natGatewayProvider: natProvider }),
       subnetConfiguration: [
-        { name: 'public', subnetType: ec2.SubnetType.PUBLIC, cidrMask: 24 },
+        // The load balancer and NAT gateways get their addresses themselves; nothing launched here
+        // gets a public IP by accident (Control Tower CT.EC2.PR.11).
+        { name: 'public', subnetType: ec2.SubnetType.PUBLIC, cidrMask: 24, mapPublicIpOnLaunch: false },
         { name: 'app', subnetType: appSubnetType, cidrMask: 22 },
         { name: 'data', subnetType: ec2.SubnetType.PRIVATE_ISOLATED, cidrMask: 26 },
       ],

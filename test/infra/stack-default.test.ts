@@ -55,10 +55,14 @@ describe('default stack', () => {
 });
 
 describe('network', () => {
-  it('spans two AZs with public, app and data subnets', () => {
+  it('spans two AZs with public, app and data subnets; none assigns public IPs on launch', () => {
     const subnets = Object.values(resourcesOf(template, 'AWS::EC2::Subnet'));
     expect(subnets).toHaveLength(6);
-    expect(subnets.filter((s) => s.Properties?.['MapPublicIpOnLaunch'] === true)).toHaveLength(2);
+    expect(subnets.filter((s) => s.Properties?.['MapPublicIpOnLaunch'] === true)).toHaveLength(0);
+    // The NAT instance asks for its own address.
+    template.hasResourceProperties('AWS::EC2::Instance', {
+      NetworkInterfaces: [Match.objectLike({ AssociatePublicIpAddress: true })],
+    });
   });
 
   it('has a DynamoDB gateway endpoint', () => {
