@@ -17,12 +17,14 @@ import * as path from 'node:path';
 import { FileSystem, IgnoreMode } from 'aws-cdk-lib';
 import { Match } from 'aws-cdk-lib/assertions';
 import type { IConstruct } from 'constructs';
+import { parse as parseYaml } from 'yaml';
 import { loadServiceConfig } from '../../container/src/config/service-config';
 import { ENV } from '../../container/src/contract';
 import { ConfigError, parseConfig, resolveServiceConfig, type ServiceConfigBundle } from '../../lib/config';
 import { IMAGE_EXCLUDES } from '../../lib/constructs/chat-service';
 import { COUNTED_BODY_RULES } from '../../lib/constructs/web-acl';
 import { FIXED, stopSequence } from '../../lib/defaults';
+import { type CatalogueEntryFields, providerNeeds } from '../../lib/provider-grants';
 import {
   alarmsByName,
   type Built,
@@ -179,6 +181,55 @@ describe('fault 2: the catalogue comes from the deployment config', () => {
       models: [{ id: 'claude', baseUrl: 'https://api.anthropic.com/v1', apiKeyEnv: 'ANTHROPIC_API_KEY' }],
     });
     expect(badFields(() => resolveServiceConfig(config, SOURCE_ROOT))).toEqual(['models.0.apiKeyEnv']);
+  });
+});
+
+describe("the deploy guide's own configs", () => {
+  /** The YAML blocks of README.md's deploy guide that start with `# config/dev.yaml`. */
+  const guideConfigs = () =>
+    [
+      ...readFileSync(path.join(SOURCE_ROOT, 'README.md'), 'utf8').matchAll(
+        /```yaml\n# config\/dev\.yaml\n([\s\S]*?)```/g,
+      ),
+    ].map((m) => parseYaml(m[1] as string) as Record<string, unknown>);
+
+  it('has one for an OpenAI-compatible upstream and one for Bedrock', () => {
+    const [openai, bedrock] = guideConfigs();
+    expect(openai?.['models']).toEqual([expect.objectContaining({ id: 'gpt-4o-mini' })]);
+    expect(bedrock?.['models']).toEqual(
+      expect.arrayContaining([expect.objectContaining({ id: 'claude-sonnet', provider: 'bedrock' })]),
+    );
+  });
+
+  it('synthesizes the OpenAI-compatible one into a stack serving gpt-4o-mini, with a key secret and an alarm e-mail', () => {
+    const [openai] = guideConfigs();
+    const b = buildStack(openai as Parameters<typeof buildStack>[0], { bundle: false });
+    const env = containerEnvironment(b.template);
+    expect(loadServiceConfig({ inline: String(env[ENV.configJson]) }).models.map((m) => m.id)).toEqual([
+      'gpt-4o-mini',
+    ]);
+    expect(b.stack.secrets.placeholderProviderKey).toBeDefined();
+    b.template.hasResourceProperties('AWS::SNS::Subscription', { Protocol: 'email' });
+    expect(nagFindings(b.app, 'error')).toEqual([]);
+  });
+
+  it('grants the Bedrock one exactly its models, with no provider secret', () => {
+    const [, bedrock] = guideConfigs();
+    const config = parseConfig(bedrock);
+    const needs = providerNeeds(config.models as CatalogueEntryFields[], {
+      partition: 'aws',
+      region: String(config.region),
+      account: '123456789012',
+      profileRegions: config.bedrock.profileRegions,
+    });
+    expect(needs.keyVariables).toEqual([]);
+    expect(needs.bedrockResources).toEqual(
+      expect.arrayContaining([
+        'arn:aws:bedrock:us-east-1:123456789012:inference-profile/us.anthropic.claude-sonnet-4-5-20250929-v1:0',
+        'arn:aws:bedrock:us-west-2::foundation-model/anthropic.claude-sonnet-4-5-20250929-v1:0',
+        'arn:aws:bedrock:us-east-1::foundation-model/amazon.nova-lite-v1:0',
+      ]),
+    );
   });
 });
 
