@@ -267,7 +267,7 @@ describe('config files', () => {
 });
 
 describe('bin/app.ts', () => {
-  const synths = 0;
+  let synths = 0;
   /** The CDK app as the CLI runs it, without AWS settings in the environment (no bundling). */
   function synth(context: Record<string, unknown>, env: Record<string, string> = {}) {
     const clean = Object.fromEntries(
@@ -276,11 +276,8 @@ describe('bin/app.ts', () => {
           !/^(AWS_REGION|AWS_DEFAULT_REGION|AWS_PROFILE|CDK_DEFAULT_REGION|CDK_DEFAULT_ACCOUNT)$/.test(k),
       ),
     );
-    const outdir = path.join(
-      SOURCE_ROOT,
-      'cdk.out',
-      `test-synth-${process.pid}-${Object.keys(context).length}`,
-    );
+    const outdir = path.join(SOURCE_ROOT, 'cdk.out', `test-synth-${process.pid}-${++synths}`);
+    rmSync(outdir, { recursive: true, force: true });
     const result = spawnSync(process.execPath, [require.resolve('tsx/cli'), 'bin/app.ts'], {
       cwd: SOURCE_ROOT,
       encoding: 'utf8',
