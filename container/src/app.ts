@@ -1,6 +1,8 @@
 import { randomUUID, timingSafeEqual } from 'node:crypto';
 import Fastify, { type FastifyInstance } from 'fastify';
+import { SERVICE_VERSION } from './contract';
 import { AuthenticationError, PermissionDeniedError } from './errors';
+import { registerAdminConsoleRoutes } from './http/admin-console-routes';
 import { registerAdminRoutes } from './http/admin-routes';
 import { registerBasicRoutes } from './http/basic-routes';
 import { registerChatRoutes } from './http/chat-routes';
@@ -14,6 +16,7 @@ import {
   rejectMissingHost,
 } from './http/errors';
 import { installJsonBodyParser } from './http/json-body';
+import { collectRoutes, registerOpenApiRoutes } from './http/openapi';
 import { requestRecord } from './http/request-log';
 import { hashKey } from './keys/key-store';
 import type { Runtime } from './runtime';
@@ -123,7 +126,14 @@ export function buildApp(rt: Runtime, plugins: RoutePlugin[] = []): FastifyInsta
   });
 
   installErrorHandling(app, telemetry, env.bodyLimitBytes);
+  const routes = collectRoutes(app);
   const finishRoutes = collectRoutesFor405(app);
+  registerOpenApiRoutes(app, routes, {
+    title: 'Tollgate',
+    version: SERVICE_VERSION,
+    description:
+      'An OpenAI-compatible LLM API with keys, limits, budgets, cache, usage, async jobs and a support assistant.',
+  });
 
   registerBasicRoutes(app, { router: rt.router, telemetry, checks: rt.checks, isDraining: rt.isDraining });
   registerChatRoutes(app, {
@@ -141,6 +151,7 @@ export function buildApp(rt: Runtime, plugins: RoutePlugin[] = []): FastifyInsta
     usageTable: env.tables.usage,
     modelIds: () => new Set(rt.router.list().map((e) => e.config.id)),
   });
+  registerAdminConsoleRoutes(app, rt);
   for (const p of plugins) p(app, rt);
   finishRoutes();
   return app;

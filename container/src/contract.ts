@@ -59,6 +59,10 @@ export const ENV = {
   jobsDlqUrl: 'TOLLGATE_JOBS_DLQ_URL',
   queueMaxDepth: 'TOLLGATE_QUEUE_MAX_DEPTH',
   workerConcurrency: 'TOLLGATE_WORKER_CONCURRENCY',
+  /** 'true' serves the operator console at /console (off unless the deployment turns it on). */
+  consoleEnabled: 'TOLLGATE_CONSOLE_ENABLED',
+  /** `json` (Powertools, the default) or `dev` (one readable line per request; `npm run dev`). */
+  logFormat: 'TOLLGATE_LOG_FORMAT',
 } as const;
 
 /**
@@ -95,6 +99,19 @@ export const TABLES = {
      * time as 13 zero-padded digits of epoch ms (strings sort like the numbers).
      */
     pendingIndex: { name: 'pendingByAge', partitionKey: 'pendingShard', sortKey: 'pendingSince', shards: 8 },
+    /**
+     * Sparse GSI of failed jobs by failure time, for the most recent failures on
+     * `GET /admin/jobs/failed` (the operator console's queue page). A job gets the keys when it
+     * fails; `failedAt` is 13 zero-padded digits of epoch ms. The projection carries what the
+     * list shows, never the request or the principal.
+     */
+    failedIndex: {
+      name: 'failedByTime',
+      partitionKey: 'failedShard',
+      sortKey: 'failedAt',
+      shards: 4,
+      projected: ['owner', 'keyId', 'model', 'error', 'attempts', 'createdAt', 'completedAt'],
+    },
     /**
      * How long SQS keeps a job message (the CDK queue's retention): a job pending for longer
      * can no longer have one, so it does not count for the oldest-message age.
@@ -149,6 +166,9 @@ export const METRICS = {
   /** A `<VAR>_SECRET_ARN` secret could not be read again (the previous value stays). */
   secretRefreshFailures: 'SecretRefreshFailures',
 } as const;
+
+/** The API's version (the OpenAPI document's `info.version`; package.json's version). */
+export const SERVICE_VERSION = '0.2.0';
 
 /** The container port and the liveness path the ALB checks. */
 export const CONTAINER_PORT = 8080;

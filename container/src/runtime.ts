@@ -114,6 +114,7 @@ export async function createRuntime(env: RuntimeEnv): Promise<Runtime> {
     namespace: env.metricsNamespace,
     logContent: env.logContent,
     load: () => router?.load() ?? { inFlight: 0, queued: 0 },
+    logFormat: env.logFormat,
   });
   const {
     serving,

@@ -68,7 +68,30 @@ export async function startServer(env: RuntimeEnv, plugins: RoutePlugin[] = []):
   return { app, runtime, url, shutdown };
 }
 
-/** Process entry: start, and drain on SIGTERM/SIGINT, then exit 0. */
+/**
+ * A repeat of the same signal within this long is the same stop request delivered again: a
+ * Ctrl-C under `npm run dev` reaches this process twice (the terminal signals the whole process
+ * group, and npm forwards what it got to its child).
+ */
+export const REPEATED_SIGNAL_MS = 2000;
+
+/** One line for a start failure: the message of a config error or a busy port, else the stack. */
+export function describeStartError(err: unknown, env?: Pick<RuntimeEnv, 'host' | 'port'>): string {
+  if (err instanceof ConfigError) return err.message;
+  const e = err as NodeJS.ErrnoException & { address?: string; port?: number };
+  if (e?.code === 'EADDRINUSE') {
+    const where = `${e.address ?? env?.host ?? ''}:${e.port ?? env?.port ?? ''}`;
+    return `port ${e.port ?? env?.port} is already in use (${where}); set PORT to a free port (e.g. PORT=8081) or stop the other process.`;
+  }
+  if (e?.code === 'EACCES' && e.syscall === 'listen')
+    return `not allowed to listen on port ${e.port ?? env?.port}; set PORT to a port above 1023.`;
+  return (err as Error)?.stack ?? String(err);
+}
+
+/**
+ * Process entry: start, and drain on SIGTERM/SIGINT, then exit 0. The first signal drains; its
+ * repeats are ignored; an interactive SIGINT sent again later (Ctrl-C pressed twice) stops at once.
+ */
 export async function main(
   env: RuntimeEnv = readEnv(),
   plugins: RoutePlugin[] = servicePlugins,
@@ -78,7 +101,17 @@ export async function main(
     url: server.url,
     models: server.runtime.router.list().map((e) => e.config.id),
   });
-  const onSignal = (signal: string) => {
+  let firstAt = 0;
+  const onSignal = (signal: NodeJS.Signals) => {
+    const now = Date.now();
+    if (firstAt !== 0) {
+      if (signal === 'SIGINT' && now - firstAt > REPEATED_SIGNAL_MS) {
+        server.runtime.telemetry.logger.warn('second Ctrl-C: stopping now, open streams are cut');
+        process.exit(130);
+      }
+      return;
+    }
+    firstAt = now;
     server.runtime.telemetry.logger.info('signal received', { signal });
     server.shutdown().then(
       () => process.exit(0),
@@ -88,8 +121,9 @@ export async function main(
       },
     );
   };
-  process.once('SIGTERM', onSignal);
-  process.once('SIGINT', onSignal);
+  // `on`, not `once`: with no listener left, a repeated signal would kill the process mid-drain.
+  process.on('SIGTERM', onSignal);
+  process.on('SIGINT', onSignal);
   return server;
 }
 
@@ -97,8 +131,7 @@ if (require.main === module) {
   loadSecretEnv()
     .then(() => main())
     .catch((err: unknown) => {
-      const msg = err instanceof ConfigError ? err.message : ((err as Error).stack ?? String(err));
-      process.stderr.write(`tollgate failed to start: ${msg}\n`);
+      process.stderr.write(`tollgate failed to start: ${describeStartError(err)}\n`);
       process.exit(1);
     });
 }

@@ -20,6 +20,24 @@ export function jsonType(v: unknown): string {
   return typeof v;
 }
 
+/**
+ * For a union that failed inside the one branch whose type matched (an array of parts with a bad
+ * part), that branch's issue, with the full path; else the union's own issue.
+ */
+function innermost(issue: z.core.$ZodIssue): { path: PropertyKey[]; message: string } {
+  if (issue.code !== 'invalid_union' || !('errors' in issue) || issue.errors.length === 0) return issue;
+  const deep = issue.errors.filter((branch) => branch.some((i) => i.path.length > 0));
+  if (deep.length !== 1) return issue;
+  const inner = (deep[0] as z.core.$ZodIssue[])[0] as z.core.$ZodIssue;
+  const nested = innermost(inner);
+  return { path: [...issue.path, ...nested.path], message: nested.message };
+}
+
+/** Parse a query string's values or throw the 400 for its first problem. */
+export function parseQuery<S extends z.ZodType>(schema: S, query: unknown): z.output<S> {
+  return parseBody(schema, query ?? {}, 'query');
+}
+
 /** Parse `body` or throw the 400 for its first problem. */
 export function parseBody<S extends z.ZodType>(schema: S, body: unknown, what: string): z.output<S> {
   if (body === undefined || body === null || body === '')
@@ -37,11 +55,11 @@ export function parseBody<S extends z.ZodType>(schema: S, body: unknown, what: s
       code: 'unknown_parameter',
     });
   }
-  const param = paramOf(issue.path);
-  throw new BadRequestError(
-    issue.message.includes(`'${param}'`) ? issue.message : `'${param}': ${issue.message}`,
-    {
-      param: param || null,
-    },
-  );
+  // A union that failed inside the one branch whose type matched names the innermost field.
+  const deepest = innermost(issue);
+  const param = paramOf(deepest.path);
+  // Messages written as sentences stand alone; fragments (`must be ...`) get the field's name.
+  const m = deepest.message;
+  const message = /^[A-Z']/.test(m) || !param ? m : `'${param}' ${m}`;
+  throw new BadRequestError(message, { param: param || null });
 }

@@ -99,6 +99,14 @@ export class Data extends Construct {
       sortKey: str(j.pendingIndex.sortKey),
       projectionType: dynamodb.ProjectionType.KEYS_ONLY,
     });
+    // Failed jobs by time: GET /admin/jobs/failed (the console's queue page) reads the latest.
+    this.jobs.addGlobalSecondaryIndex({
+      indexName: j.failedIndex.name,
+      partitionKey: str(j.failedIndex.partitionKey),
+      sortKey: str(j.failedIndex.sortKey),
+      projectionType: dynamodb.ProjectionType.INCLUDE,
+      nonKeyAttributes: [...j.failedIndex.projected],
+    });
 
     const c = TABLES.conversations;
     this.conversations = new dynamodb.Table(this, 'Conversations', {

@@ -363,10 +363,11 @@ describe('data', () => {
     ]);
   });
 
-  it('indexes unfinished jobs by age, keys only (the oldest message age of GET /admin/queue)', () => {
+  it('indexes unfinished jobs by age, keys only (the oldest message age of GET /admin/queue), and failed jobs by time', () => {
     const s = built.stack;
     const jobs = resourcesOf(template, 'AWS::DynamoDB::Table')[logicalId(s, s.data.jobs)]!;
     const idx = TABLES.jobs.pendingIndex;
+    const failed = TABLES.jobs.failedIndex;
     expect(jobs.Properties?.['GlobalSecondaryIndexes']).toEqual([
       {
         IndexName: idx.name,
@@ -375,6 +376,15 @@ describe('data', () => {
           { AttributeName: idx.sortKey, KeyType: 'RANGE' },
         ],
         Projection: { ProjectionType: 'KEYS_ONLY' },
+      },
+      // GET /admin/jobs/failed (the console's queue page): what the list shows, never the request.
+      {
+        IndexName: failed.name,
+        KeySchema: [
+          { AttributeName: failed.partitionKey, KeyType: 'HASH' },
+          { AttributeName: failed.sortKey, KeyType: 'RANGE' },
+        ],
+        Projection: { ProjectionType: 'INCLUDE', NonKeyAttributes: [...failed.projected] },
       },
     ]);
   });

@@ -146,6 +146,12 @@ describe('two service processes sharing one Redis', () => {
     const statuses = await Promise.all(
       Array.from({ length: 200 }, (_, i) => send(i % 2 ? svc.url : other.url)),
     );
+    expect(
+      Object.entries(statuses.reduce<Record<number, number>>((c, s) => ({ ...c, [s]: (c[s] ?? 0) + 1 }), {})),
+    ).toEqual([
+      ['200', 50],
+      ['429', 150],
+    ]);
     expect(statuses.filter((s) => s === 200)).toHaveLength(50);
     expect(statuses.filter((s) => s === 429)).toHaveLength(150);
   });

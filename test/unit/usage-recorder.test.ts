@@ -83,8 +83,12 @@ describe('UsageRecorder', () => {
         },
       },
     });
-    const totals = sent.filter((s) => s.name === 'UpdateItemCommand');
+    const sk = (s: Sent) => (s.input['Key'] as { sk: { S: string } }).sk.S;
+    const updates = sent.filter((s) => s.name === 'UpdateItemCommand');
+    const totals = updates.filter((s) => sk(s).startsWith('DAY#'));
     expect(totals).toHaveLength(1);
+    // Beside it, one hourly total per owner, hour, key and model.
+    expect(updates.filter((s) => sk(s).startsWith('HOUR#')).map(sk)).toEqual(['HOUR#2026-11-28T12#key_1#m']);
     expect(totals[0]?.input['ExpressionAttributeValues']).toMatchObject({
       ':r': { N: '3' },
       ':p': { N: '30' },

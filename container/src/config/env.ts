@@ -66,6 +66,8 @@ const envSchema = z.object({
   [ENV.jobsDlqUrl]: optionalString,
   [ENV.queueMaxDepth]: z.coerce.number().int().positive().optional(),
   [ENV.workerConcurrency]: z.coerce.number().int().positive().default(5),
+  [ENV.consoleEnabled]: bool.default(false),
+  [ENV.logFormat]: z.enum(['json', 'dev']).default('json'),
 });
 
 /** Runtime settings from the environment, parsed once at process start. */
@@ -104,6 +106,10 @@ export interface RuntimeEnv {
   jobsDlqUrl: string | undefined;
   queueMaxDepth: number | undefined;
   workerConcurrency: number;
+  /** Serve the operator console at /console. */
+  consoleEnabled: boolean;
+  /** Log output: Powertools JSON, or readable lines for a terminal. */
+  logFormat: 'json' | 'dev';
 }
 
 /** Parse and validate the environment; throws a ConfigError naming every bad variable. */
@@ -155,5 +161,7 @@ export function readEnv(source: NodeJS.ProcessEnv = process.env): RuntimeEnv {
     jobsDlqUrl: e[ENV.jobsDlqUrl],
     queueMaxDepth: e[ENV.queueMaxDepth],
     workerConcurrency: e[ENV.workerConcurrency],
+    consoleEnabled: e[ENV.consoleEnabled],
+    logFormat: e[ENV.logFormat],
   };
 }

@@ -1,7 +1,9 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { RoutePlugin } from '../app';
 import { ClientAbortError, NotFoundError } from '../errors';
+import { assistantReplySchema, deletedHistorySchema, historySchema } from '../http/api-schemas';
 import { clientSignal } from '../http/context';
+import type { RouteDoc } from '../http/openapi';
 import { formatCost, noteCall } from '../http/request-log';
 import { relaySse, type SseRoute } from '../http/sse-relay';
 import type { Telemetry } from '../telemetry/telemetry';
@@ -12,7 +14,7 @@ import {
   type AssistantTurn,
 } from './assistant-service';
 import { ConversationStore } from './conversation-store';
-import { parseAssistantRequest, parseUserId } from './validate';
+import { assistantRequestSchema, parseAssistantRequest, parseUserId } from './validate';
 
 /** Options of {@link registerAssistantHttp}. */
 export interface AssistantRoutesOptions {
@@ -23,10 +25,11 @@ export interface AssistantRoutesOptions {
   logContent: boolean;
 }
 
-const CHAT_PATHS = ['/api/v1/chat', '/v1/assistant/chat'];
+// The original tutorial's paths, and the /v1 ones with their /api/v1 twins (every /v1 path is).
+const CHAT_PATHS = ['/api/v1/chat', '/v1/assistant/chat', '/api/v1/assistant/chat'];
 // Wildcards, not `:user_id`: Fastify refuses parameters over 100 characters (414), and a
 // user_id may have 128. The wildcard takes anything, so parseUserId is the only gate.
-const HISTORY_PATHS = ['/api/v1/chat/history/*', '/v1/assistant/history/*'];
+const HISTORY_PATHS = ['/api/v1/chat/history/*', '/v1/assistant/history/*', '/api/v1/assistant/history/*'];
 
 /**
  * The customer-support assistant: `POST /api/v1/chat` (and `/v1/assistant/chat`), and
@@ -97,10 +100,36 @@ export function registerAssistantHttp(app: FastifyInstance, opts: AssistantRoute
       throw err;
     }
   };
-  for (const url of CHAT_PATHS) app.post(url, chat);
+  const chatDoc: RouteDoc = {
+    summary: 'Ask the support assistant',
+    description:
+      "One message of a customer's conversation: the assistant answers with the stored history " +
+      '(owner-scoped, bounded) as context; limits, usage and cost apply as for any completion. With ' +
+      '`stream: true`: `data: {"delta":"..."}` events, then `data: {<the reply>}`, then `data: [DONE]`.',
+    tags: ['Assistant'],
+    body: assistantRequestSchema,
+    responses: { 200: { description: 'The reply (or SSE with stream: true)', schema: assistantReplySchema } },
+  };
+  for (const url of CHAT_PATHS) app.post(url, { config: { doc: chatDoc } }, chat);
 
   for (const url of HISTORY_PATHS) {
-    app.get(url, async (req) => {
+    const path = url.replace('*', '{user_id}');
+    const params = { user_id: 'The end user (1-128 of A-Za-z0-9._@-)' };
+    const getDoc: RouteDoc = {
+      summary: "A user's stored conversation",
+      tags: ['Assistant'],
+      path,
+      params,
+      responses: { 200: { description: 'The history, oldest first', schema: historySchema } },
+    };
+    const deleteDoc: RouteDoc = {
+      summary: "Erase a user's conversation",
+      tags: ['Assistant'],
+      path,
+      params,
+      responses: { 200: { description: 'Erased', schema: deletedHistorySchema } },
+    };
+    app.get(url, { config: { doc: getDoc } }, async (req) => {
       const userId = pathUserId(req);
       const c = await assistant.history(req.principal!.owner, userId);
       if (!c) throw notFound(userId);
@@ -111,7 +140,7 @@ export function registerAssistantHttp(app: FastifyInstance, opts: AssistantRoute
         message_count: c.messages.length,
       };
     });
-    app.delete(url, async (req) => {
+    app.delete(url, { config: { doc: deleteDoc } }, async (req) => {
       const userId = pathUserId(req);
       if (!(await assistant.erase(req.principal!.owner, userId))) throw notFound(userId);
       return { user_id: userId, deleted: true };

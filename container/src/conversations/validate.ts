@@ -1,5 +1,7 @@
-import { isObject, typeName } from '../chat/validate';
+import { z } from 'zod';
+import { typeName } from '../chat/validate';
 import { BadRequestError } from '../errors';
+import { jsonType, parseBody } from '../validation';
 
 /** Characters allowed in a `user_id`: safe in URLs, logs and keys without escaping. */
 const USER_ID_RE = /^[A-Za-z0-9._@-]+$/;
@@ -46,39 +48,49 @@ export function parseUserId(v: unknown): string {
   return v;
 }
 
+const userIdSchema = z
+  .string({
+    error: (iss) =>
+      iss.input === undefined || iss.input === null
+        ? 'is required.'
+        : `must be a string, got ${jsonType(iss.input)}.`,
+  })
+  .min(1, { error: 'is required.' })
+  .max(USER_ID_MAX_LENGTH, { error: `is longer than ${USER_ID_MAX_LENGTH} characters.` })
+  .regex(USER_ID_RE, { error: 'may only contain letters, digits and . _ @ -' });
+
 /**
- * Validate `POST /api/v1/chat`: `message` (non-blank string, at most `maxMessageChars`),
- * `user_id`, optional boolean `stream`. Other fields are ignored, so clients written for the
- * tutorial's API (which sent extras such as metadata) keep working.
+ * `POST /api/v1/chat`: `message` (non-blank string), `user_id`, optional boolean `stream`.
+ * Other fields are ignored, so clients written for the tutorial's API (which sent extras such as
+ * metadata) keep working. The length limit (`assistant.maxMessageChars`) is checked after.
+ */
+export const assistantRequestSchema = z.looseObject({
+  message: z
+    .string({
+      error: (iss) =>
+        iss.input === undefined || iss.input === null
+          ? 'is required.'
+          : `must be a string, got ${jsonType(iss.input)}.`,
+    })
+    .refine((m) => m.trim() !== '', { error: 'must not be empty.' }),
+  user_id: userIdSchema,
+  stream: z
+    .boolean({ error: (iss) => `must be a boolean, got ${jsonType(iss.input)}.` })
+    .nullable()
+    .optional(),
+});
+
+/**
+ * Validate `POST /api/v1/chat` with {@link assistantRequestSchema}, then the message length.
  * @throws BadRequestError naming the offending field in `param`.
  */
 export function parseAssistantRequest(body: unknown, opts: { maxMessageChars: number }): AssistantRequest {
-  if (body === undefined || body === null || body === '') {
-    throw new BadRequestError('The request body is empty; send a JSON object with `message` and `user_id`.');
-  }
-  if (!isObject(body)) {
-    throw new BadRequestError(`The request body must be a JSON object, got ${typeName(body)}.`);
-  }
-  const message = body['message'];
-  if (message === undefined || message === null) {
-    throw new BadRequestError("'message' is required.", { param: 'message' });
-  }
-  if (typeof message !== 'string') {
-    throw new BadRequestError(`'message' must be a string, got ${typeName(message)}.`, { param: 'message' });
-  }
-  if (message.trim() === '') {
-    throw new BadRequestError("'message' must not be empty.", { param: 'message' });
-  }
-  if (charLength(message, opts.maxMessageChars) > opts.maxMessageChars) {
+  const b = parseBody(assistantRequestSchema, body, 'with `message` and `user_id`');
+  if (charLength(b.message, opts.maxMessageChars) > opts.maxMessageChars) {
     throw new BadRequestError(`'message' is longer than ${opts.maxMessageChars} characters.`, {
       param: 'message',
       code: 'message_too_long',
     });
   }
-  const userId = parseUserId(body['user_id']);
-  const stream = body['stream'];
-  if (stream !== undefined && stream !== null && typeof stream !== 'boolean') {
-    throw new BadRequestError(`'stream' must be a boolean, got ${typeName(stream)}.`, { param: 'stream' });
-  }
-  return { message, userId, stream: stream === true };
+  return { message: b.message, userId: b.user_id, stream: b.stream === true };
 }

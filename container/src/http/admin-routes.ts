@@ -1,11 +1,21 @@
 import type { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
 import type { FastifyInstance } from 'fastify';
-import { isObject } from '../chat/validate';
-import { MAX_BUDGET_USD, type ServiceConfig, tierOf } from '../config/service-config';
+import { z } from 'zod';
+import { type ServiceConfig, tierOf } from '../config/service-config';
 import { BadRequestError } from '../errors';
 import { type Authenticator, type KeyStore, keyView } from '../keys/key-store';
+import {
+  adminUsageQuerySchema,
+  createKeySchema,
+  listKeysQuerySchema,
+  updateKeySchema,
+  usageQuerySchema,
+} from '../keys/schema';
 import { roundUsd } from '../usage/pricing';
 import { queryDailyUsage } from '../usage/usage-recorder';
+import { parseBody, parseQuery } from '../validation';
+import { apiKeySchema, createdKeySchema, keyListSchema, usageSummarySchema } from './api-schemas';
+import type { RouteDoc } from './openapi';
 
 export interface AdminRoutesOptions {
   keys: KeyStore;
@@ -17,49 +27,20 @@ export interface AdminRoutesOptions {
   modelIds: () => Set<string>;
 }
 
-const OWNER_RE = /^[A-Za-z0-9._@:-]{1,128}$/;
-const LIMIT_FIELDS = ['rpm', 'tpm', 'daily_tokens', 'monthly_budget_usd'] as const;
-
-function parseLimits(v: unknown): Record<string, number> | undefined {
-  if (v === undefined) return undefined;
-  if (!isObject(v)) throw new BadRequestError("'limits' must be an object.", { param: 'limits' });
-  const out: Record<string, number> = {};
-  for (const [k, val] of Object.entries(v)) {
-    if (!(LIMIT_FIELDS as readonly string[]).includes(k)) {
-      throw new BadRequestError(`Unknown limit '${k}'; expected one of ${LIMIT_FIELDS.join(', ')}.`, {
-        param: `limits.${k}`,
-      });
-    }
-    const integer = k !== 'monthly_budget_usd';
-    const max = integer ? Number.MAX_SAFE_INTEGER : MAX_BUDGET_USD;
-    if (
-      typeof val !== 'number' ||
-      !Number.isFinite(val) ||
-      val <= 0 ||
-      val > max ||
-      (integer && !Number.isInteger(val))
-    ) {
-      throw new BadRequestError(
-        `'limits.${k}' must be a positive ${integer ? 'integer' : 'number'} up to ${max.toLocaleString('en-US')}.`,
-        { param: `limits.${k}` },
-      );
-    }
-    out[k] = val;
-  }
-  return out;
+/** Limits as the key store keeps them (only the fields given). */
+function limitsOf(v: Record<string, number | undefined> | undefined): Record<string, number> | undefined {
+  if (!v) return undefined;
+  return Object.fromEntries(Object.entries(v).filter((e): e is [string, number] => e[1] !== undefined));
 }
 
-function parseModels(v: unknown, cfgModels: Set<string>): string[] | undefined {
-  if (v === undefined) return undefined;
-  if (!Array.isArray(v) || !v.every((m) => typeof m === 'string')) {
-    throw new BadRequestError("'models' must be an array of model ids.", { param: 'models' });
-  }
-  v.forEach((m, i) => {
+/** Every id must be `*` or a catalogue model (unless the catalogue is still empty). */
+function checkModels(v: string[] | undefined, cfgModels: Set<string>): string[] | undefined {
+  v?.forEach((m, i) => {
     if (m !== '*' && cfgModels.size > 0 && !cfgModels.has(m)) {
       throw new BadRequestError(`Unknown model '${m}'.`, { param: `models[${i}]` });
     }
   });
-  return v as string[];
+  return v;
 }
 
 function parseTier(v: unknown, cfg: ServiceConfig): string | undefined {
@@ -131,79 +112,113 @@ export async function usageSummary(
 /** Admin API (keys, usage) and the caller's own `/v1/usage`. */
 export function registerAdminRoutes(app: FastifyInstance, opts: AdminRoutesOptions): void {
   const { modelIds } = opts;
-  const admin = { config: { auth: 'admin' as const } };
+  const withDoc = (doc: RouteDoc) => ({ config: { auth: 'admin' as const, doc } });
 
-  app.post('/admin/keys', admin, async (req, reply) => {
-    const b = req.body;
-    if (!isObject(b)) throw new BadRequestError('The request body must be a JSON object.');
-    if (typeof b.owner !== 'string' || !OWNER_RE.test(b.owner)) {
-      throw new BadRequestError("'owner' is required: 1-128 characters of [A-Za-z0-9._@:-].", {
-        param: 'owner',
+  const keyTags = ['Admin: keys'];
+  app.post(
+    '/admin/keys',
+    withDoc({
+      summary: 'Create an API key',
+      tags: keyTags,
+      body: createKeySchema,
+      responses: { 201: { description: 'The key, with its secret (shown once)', schema: createdKeySchema } },
+    }),
+    async (req, reply) => {
+      const b = parseBody(createKeySchema, req.body, 'with `owner`');
+      const tier = parseTier(b.tier, opts.config) ?? opts.config.defaultTier;
+      const limits = limitsOf(b.limits);
+      const models = checkModels(b.models, modelIds());
+      const { key, record } = await opts.keys.create({
+        owner: b.owner,
+        tier,
+        ...(limits ? { limits } : {}),
+        ...(models ? { models } : {}),
       });
-    }
-    for (const k of Object.keys(b)) {
-      if (!['owner', 'tier', 'limits', 'models'].includes(k))
-        throw new BadRequestError(`Unknown field '${k}'.`, { param: k });
-    }
-    const tier = parseTier(b.tier, opts.config) ?? opts.config.defaultTier;
-    const limits = parseLimits(b.limits);
-    const models = parseModels(b.models, modelIds());
-    const { key, record } = await opts.keys.create({
-      owner: b.owner,
-      tier,
-      ...(limits ? { limits } : {}),
-      ...(models ? { models } : {}),
-    });
-    return reply.code(201).send({ ...keyView(record), key });
-  });
+      return reply.code(201).send({ ...keyView(record), key });
+    },
+  );
 
-  app.get('/admin/keys', admin, async (req) => {
-    const owner = (req.query as Record<string, unknown>).owner;
-    if (owner !== undefined && (typeof owner !== 'string' || !OWNER_RE.test(owner))) {
-      throw new BadRequestError("'owner' must be 1-128 characters of [A-Za-z0-9._@:-].", { param: 'owner' });
-    }
-    const list = await opts.keys.list(owner as string | undefined);
-    return { object: 'list', data: list.map(keyView) };
-  });
+  app.get(
+    '/admin/keys',
+    withDoc({
+      summary: 'List API keys',
+      tags: keyTags,
+      query: listKeysQuerySchema,
+      responses: { 200: { description: 'The keys (never their secrets)', schema: keyListSchema } },
+    }),
+    async (req) => {
+      const { owner } = parseQuery(listKeysQuerySchema, req.query);
+      const list = await opts.keys.list(owner);
+      return { object: 'list', data: list.map(keyView) };
+    },
+  );
 
-  app.patch('/admin/keys/:id', admin, async (req) => {
-    const { id } = req.params as { id: string };
-    const b = req.body;
-    if (!isObject(b)) throw new BadRequestError('The request body must be a JSON object.');
-    for (const k of Object.keys(b)) {
-      if (!['tier', 'limits', 'models'].includes(k))
-        throw new BadRequestError(`Unknown or read-only field '${k}'.`, { param: k });
-    }
-    const tier = parseTier(b.tier, opts.config);
-    const limits = parseLimits(b.limits);
-    const models = parseModels(b.models, modelIds());
-    const rec = await opts.keys.update(id, {
-      ...(tier ? { tier } : {}),
-      ...(limits ? { limits } : {}),
-      ...(models ? { models } : {}),
-    });
-    opts.auth.invalidate(rec.keyHash);
-    return keyView(rec);
-  });
+  app.patch(
+    '/admin/keys/:id',
+    withDoc({
+      summary: 'Change a key (tier, limits, models)',
+      tags: keyTags,
+      params: { id: 'The key id (key_...)' },
+      body: updateKeySchema,
+      responses: { 200: { description: 'The key', schema: apiKeySchema } },
+    }),
+    async (req) => {
+      const { id } = req.params as { id: string };
+      const b = parseBody(updateKeySchema, req.body, 'with `tier`, `limits` or `models`');
+      const tier = parseTier(b.tier, opts.config);
+      const limits = limitsOf(b.limits);
+      const models = checkModels(b.models, modelIds());
+      const rec = await opts.keys.update(id, {
+        ...(tier ? { tier } : {}),
+        ...(limits ? { limits } : {}),
+        ...(models ? { models } : {}),
+      });
+      opts.auth.invalidate(rec.keyHash);
+      return keyView(rec);
+    },
+  );
 
-  app.delete('/admin/keys/:id', admin, async (req) => {
-    const { id } = req.params as { id: string };
-    const rec = await opts.keys.revoke(id);
-    opts.auth.invalidate(rec.keyHash);
-    return { ...keyView(rec), deleted: true };
-  });
+  app.delete(
+    '/admin/keys/:id',
+    withDoc({
+      summary: 'Revoke a key',
+      tags: keyTags,
+      params: { id: 'The key id (key_...)' },
+      responses: {
+        200: { description: 'The revoked key', schema: apiKeySchema.extend({ deleted: z.literal(true) }) },
+      },
+    }),
+    async (req) => {
+      const { id } = req.params as { id: string };
+      const rec = await opts.keys.revoke(id);
+      opts.auth.invalidate(rec.keyHash);
+      return { ...keyView(rec), deleted: true };
+    },
+  );
 
-  app.get('/admin/usage', admin, async (req) => {
-    const q = req.query as Record<string, unknown>;
-    if (typeof q.owner !== 'string' || !OWNER_RE.test(q.owner)) {
-      throw new BadRequestError("'owner' is required.", { param: 'owner' });
-    }
-    return usageSummary(opts.doc, opts.usageTable, q.owner, q);
-  });
+  app.get(
+    '/admin/usage',
+    withDoc({
+      summary: "An owner's usage per day and model",
+      tags: ['Admin: usage'],
+      query: adminUsageQuerySchema,
+      responses: { 200: { description: 'Daily totals', schema: usageSummarySchema } },
+    }),
+    async (req) => {
+      const q = parseQuery(adminUsageQuerySchema, req.query);
+      return usageSummary(opts.doc, opts.usageTable, q.owner, q);
+    },
+  );
 
+  const ownUsage: RouteDoc = {
+    summary: "The caller's usage per day and model",
+    tags: ['Usage'],
+    query: usageQuerySchema,
+    responses: { 200: { description: 'Daily totals of the key owner', schema: usageSummarySchema } },
+  };
   for (const url of ['/v1/usage', '/api/v1/usage']) {
-    app.get(url, async (req) =>
-      usageSummary(opts.doc, opts.usageTable, req.principal!.owner, req.query as Record<string, unknown>),
+    app.get(url, { config: { doc: ownUsage } }, async (req) =>
+      usageSummary(opts.doc, opts.usageTable, req.principal!.owner, parseQuery(usageQuerySchema, req.query)),
     );
   }
 }

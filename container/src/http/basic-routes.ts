@@ -4,6 +4,8 @@ import { ModelNotFoundError } from '../errors';
 import type { ModelEntry, ModelRouter } from '../providers/router';
 import type { DependencyCheck } from '../telemetry/health';
 import type { Telemetry } from '../telemetry/telemetry';
+import { healthSchema, modelListSchema, modelSchema, readySchema } from './api-schemas';
+import type { RouteDoc } from './openapi';
 
 export interface BasicRoutesOptions {
   router: ModelRouter;
@@ -56,7 +58,13 @@ export function registerBasicRoutes(app: FastifyInstance, opts: BasicRoutesOptio
       .filter((e) => !req.principal || isAllowed(req.principal, e.config.id))
       .map(view),
   });
-  for (const url of ['/v1/models', '/api/v1/models']) app.get(url, models);
+  const listDoc: RouteDoc = {
+    summary: 'List models',
+    description: 'The catalogue models this key may use, with what each serves (`endpoints`) and its prices.',
+    tags: ['Models'],
+    responses: { 200: { description: 'The models', schema: modelListSchema } },
+  };
+  for (const url of ['/v1/models', '/api/v1/models']) app.get(url, { config: { doc: listDoc } }, models);
 
   // One model; a model the key may not use answers exactly like one that does not exist.
   // A wildcard, not `:id`: model ids may hold `/` (`meta-llama/Llama-3.1-8B`) and `:` (Bedrock ids).
@@ -66,10 +74,29 @@ export function registerBasicRoutes(app: FastifyInstance, opts: BasicRoutesOptio
     if (!e || (req.principal && !isAllowed(req.principal, e.config.id))) throw new ModelNotFoundError(id);
     return view(e);
   };
-  for (const url of ['/v1/models/*', '/api/v1/models/*']) app.get(url, model);
+  for (const url of ['/v1/models/*', '/api/v1/models/*']) {
+    const doc: RouteDoc = {
+      summary: 'Retrieve a model',
+      tags: ['Models'],
+      path: url.replace('*', '{id}'),
+      params: { id: 'A catalogue id (may contain / and :)' },
+      responses: { 200: { description: 'The model', schema: modelSchema } },
+    };
+    app.get(url, { config: { doc } }, model);
+  }
 
   // Liveness: no dependency is consulted, so one Redis blip cannot pull every task out of the ALB.
-  app.get('/health', { config: { auth: 'none' } }, async (_req, reply) => {
+  const healthDoc: RouteDoc = {
+    summary: 'Liveness',
+    description:
+      'What the load balancer checks: 200 while the process serves, 503 once it drains. No dependency is consulted.',
+    tags: ['Health'],
+    responses: {
+      200: { description: 'Serving', schema: healthSchema },
+      503: { description: 'Draining', schema: healthSchema },
+    },
+  };
+  app.get('/health', { config: { auth: 'none', doc: healthDoc } }, async (_req, reply) => {
     if (opts.isDraining()) return reply.code(503).send({ status: 'draining' });
     return { status: 'ok' };
   });
@@ -85,11 +112,26 @@ export function registerBasicRoutes(app: FastifyInstance, opts: BasicRoutesOptio
       queued: load.queued,
     });
   };
-  app.get('/ready', { config: { auth: 'none' } }, detailed);
-  app.get('/health/detailed', { config: { auth: 'none' } }, detailed);
+  const readyDoc: RouteDoc = {
+    summary: 'Readiness',
+    description:
+      'Each dependency (Redis, DynamoDB, upstreams, the model catalogue) with its latency; 503 when one fails.',
+    tags: ['Health'],
+    responses: {
+      200: { description: 'Ready', schema: readySchema },
+      503: { description: 'Degraded or draining', schema: readySchema },
+    },
+  };
+  app.get('/ready', { config: { auth: 'none', doc: readyDoc } }, detailed);
+  app.get('/health/detailed', { config: { auth: 'none', doc: readyDoc } }, detailed);
 
   // Admin key required: the series reveal spend and traffic.
-  app.get('/metrics', { config: { auth: 'admin' } }, async (_req, reply) => {
+  const metricsDoc: RouteDoc = {
+    summary: 'Prometheus metrics',
+    tags: ['Health'],
+    responses: { 200: { description: 'Prometheus text exposition format' } },
+  };
+  app.get('/metrics', { config: { auth: 'admin', doc: metricsDoc } }, async (_req, reply) => {
     reply.header('content-type', opts.telemetry.registry.contentType);
     return opts.telemetry.prometheus();
   });

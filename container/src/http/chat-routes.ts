@@ -6,11 +6,14 @@ import {
   completionToChunks,
   relayStream,
 } from '../chat/chat-service';
+import { chatRequestSchema } from '../chat/schema';
 import { validateChatRequest } from '../chat/validate';
 import { ClientAbortError } from '../errors';
 import type { Telemetry } from '../telemetry/telemetry';
 import type { ChatCompletion, ChatCompletionChunk, Usage } from '../wire/chat';
+import { CHAT_STREAM_DESCRIPTION, chatCompletionSchema, METERED_HEADERS } from './api-schemas';
 import { clientSignal } from './context';
+import type { RouteDoc } from './openapi';
 import { formatCost, noteCall } from './request-log';
 import type { SseWriter } from './sse';
 import { relaySse, type SseRelayOptions } from './sse-relay';
@@ -64,7 +67,26 @@ export function registerChatRoutes(app: FastifyInstance, opts: ChatRoutesOptions
       throw err;
     }
   };
-  for (const url of ['/v1/chat/completions', '/api/v1/chat/completions']) app.post(url, handler);
+  const doc: RouteDoc = {
+    summary: 'Create a chat completion',
+    description:
+      'OpenAI-compatible. Admission (rate limits, token quotas, budget), the exact-match cache ' +
+      '(`Cache-Control: no-store` bypasses it), fallbacks, retries and per-model concurrency apply. ' +
+      '`model` may be `auto`.',
+    tags: ['Chat'],
+    body: chatRequestSchema,
+    headers: { 'Cache-Control': '`no-store` bypasses the response cache' },
+    responses: {
+      200: {
+        description: `A chat.completion. ${CHAT_STREAM_DESCRIPTION}`,
+        schema: chatCompletionSchema,
+        headers: METERED_HEADERS,
+      },
+      429: { description: 'A limit was hit (Retry-After says when to retry).' },
+    },
+  };
+  for (const url of ['/v1/chat/completions', '/api/v1/chat/completions'])
+    app.post(url, { config: { doc } }, handler);
 }
 
 /**

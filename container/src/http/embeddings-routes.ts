@@ -1,8 +1,10 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { EmbeddingsService } from '../embeddings/embeddings-service';
-import { validateEmbeddingsRequest } from '../embeddings/validate';
+import { embeddingsRequestSchema, validateEmbeddingsRequest } from '../embeddings/validate';
 import { ClientAbortError } from '../errors';
+import { embeddingsResponseSchema, METERED_HEADERS } from './api-schemas';
 import { clientSignal } from './context';
+import type { RouteDoc } from './openapi';
 import { formatCost, noteCall } from './request-log';
 
 /** `POST /v1/embeddings` (and `/api/v1/embeddings`): OpenAI's shape, metered like chat. */
@@ -40,5 +42,22 @@ export function registerEmbeddingsRoutes(
       throw err;
     }
   };
-  for (const url of ['/v1/embeddings', '/api/v1/embeddings']) app.post(url, handler);
+  const doc: RouteDoc = {
+    summary: 'Create embeddings',
+    description:
+      'OpenAI-compatible. Metered like chat (admission on input tokens, usage rows, cost at ' +
+      '`pricing.input`). Cached per input item: `x-tollgate-cache: HIT` when every item came from the ' +
+      'cache; `Cache-Control: no-store` bypasses it.',
+    tags: ['Embeddings'],
+    body: embeddingsRequestSchema,
+    headers: { 'Cache-Control': '`no-store` bypasses the embeddings cache' },
+    responses: {
+      200: {
+        description: 'The embeddings, in input order',
+        schema: embeddingsResponseSchema,
+        headers: METERED_HEADERS,
+      },
+    },
+  };
+  for (const url of ['/v1/embeddings', '/api/v1/embeddings']) app.post(url, { config: { doc } }, handler);
 }

@@ -155,7 +155,7 @@ export function collectRoutesFor405(app: FastifyInstance): () => void {
       app.route({
         method: missing,
         url,
-        config: { auth: 'none' },
+        config: { auth: 'none', internal: true },
         handler: async (req, reply) => {
           const e = new MethodNotAllowedError(req.method, url, allow);
           req.facts.errorCode = 'method_not_allowed';

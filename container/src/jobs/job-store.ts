@@ -137,6 +137,25 @@ export function toJobError(err: ApiError): JobError {
 }
 
 const PENDING = TABLES.jobs.pendingIndex;
+const FAILED = TABLES.jobs.failedIndex;
+
+/** The failed-index partition of a job: spread by the id's last hex digit. */
+export function failedShard(jobId: string): string {
+  const digit = Number.parseInt(jobId.slice(-1), 16);
+  return `f${(Number.isNaN(digit) ? 0 : digit) % FAILED.shards}`;
+}
+
+/** A failed job as the failed-jobs index lists it (no request, result or principal). */
+export interface FailedJob {
+  jobId: string;
+  owner: string;
+  keyId: string;
+  model: string;
+  error: JobError | undefined;
+  attempts: number;
+  createdAt: number;
+  failedAt: number;
+}
 
 /** The pending-index partition of a job: spread by the id's last hex digit. */
 export function pendingShard(jobId: string): string {
@@ -278,7 +297,13 @@ export class JobStore {
     return this.finish(jobId, attempt, {
       status: 'failed',
       at,
-      values: { error, ...(usage ? { usage } : {}) },
+      values: {
+        error,
+        ...(usage ? { usage } : {}),
+        // Listed in the failed-jobs index from now on.
+        [FAILED.partitionKey]: failedShard(jobId),
+        [FAILED.sortKey]: pendingSince(at),
+      },
     });
   }
 
@@ -366,13 +391,20 @@ export class JobStore {
           new UpdateCommand({
             TableName: this.table,
             Key: { jobId },
-            UpdateExpression: `SET #s = :failed, completedAt = :at, #e = :e REMOVE leaseUntil, ${PENDING.partitionKey}`,
+            UpdateExpression: `SET #s = :failed, completedAt = :at, #e = :e, #fs = :fs, #fa = :fa REMOVE leaseUntil, ${PENDING.partitionKey}`,
             // Only from the state just read: a worker finishing meanwhile wins.
             ConditionExpression: '#s = :seen AND (attribute_not_exists(attempts) OR attempts = :attempts)',
-            ExpressionAttributeNames: { '#s': 'status', '#e': 'error' },
+            ExpressionAttributeNames: {
+              '#s': 'status',
+              '#e': 'error',
+              '#fs': FAILED.partitionKey,
+              '#fa': FAILED.sortKey,
+            },
             ExpressionAttributeValues: {
               ':failed': 'failed',
               ':at': now,
+              ':fs': failedShard(jobId),
+              ':fa': pendingSince(now),
               ':e': error(job),
               ':seen': job.status,
               ':attempts': job.attempts ?? 0,
@@ -447,6 +479,45 @@ export class JobStore {
     }
     // Still nothing verified after three rounds: unknown, not "nothing waits".
     throw new Error('no pending job could be verified in the pending index');
+  }
+
+  /**
+   * The most recent failed jobs, newest first: one query per index shard for its newest
+   * `limit`, merged. Reads the index projection only (no request or result is read).
+   */
+  async recentFailures(limit: number, opts: { signal?: AbortSignal } = {}): Promise<FailedJob[]> {
+    const send = opts.signal ? { abortSignal: opts.signal } : {};
+    const perShard = await Promise.all(
+      Array.from({ length: FAILED.shards }, async (_, i) => {
+        const r = await this.doc.send(
+          new QueryCommand({
+            TableName: this.table,
+            IndexName: FAILED.name,
+            KeyConditionExpression: '#p = :p',
+            ExpressionAttributeNames: { '#p': FAILED.partitionKey },
+            ExpressionAttributeValues: { ':p': `f${i}` },
+            ScanIndexForward: false,
+            Limit: limit,
+          }),
+          send,
+        );
+        return r.Items ?? [];
+      }),
+    );
+    return perShard
+      .flat()
+      .map((it) => ({
+        jobId: String(it.jobId),
+        owner: String(it.owner ?? ''),
+        keyId: String(it.keyId ?? ''),
+        model: String(it.model ?? ''),
+        error: it.error as JobError | undefined,
+        attempts: Number(it.attempts ?? 0),
+        createdAt: Number(it.createdAt ?? 0),
+        failedAt: Number(it[FAILED.sortKey]),
+      }))
+      .sort((a, b) => b.failedAt - a.failedAt || (a.jobId < b.jobId ? -1 : 1))
+      .slice(0, limit);
   }
 
   /** Take a job out of the pending index (only the entry just read: a re-listed job stays). */

@@ -5,11 +5,16 @@
 import type { SQSClient } from '@aws-sdk/client-sqs';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { RoutePlugin } from '../app';
+import { chatRequestSchema } from '../chat/schema';
 import { validateChatRequest } from '../chat/validate';
-import { NotFoundError, ServiceUnavailableError } from '../errors';
+import { BadRequestError, NotFoundError, ServiceUnavailableError } from '../errors';
+import { failedJobsQuerySchema, failedJobsSchema } from '../http/admin-console-schemas';
+import { jobSchema, jobSubmittedSchema, queueStatsSchema } from '../http/api-schemas';
+import type { RouteDoc } from '../http/openapi';
 import type { Runtime } from '../runtime';
+import { parseQuery } from '../validation';
 import type { ChatCompletion } from '../wire/chat';
-import { type JobRow, JobStore, resultOf } from './job-store';
+import { type FailedJob, type JobRow, JobStore, resultOf } from './job-store';
 import { JobProducer, parseIdempotencyKey } from './producer';
 import { createSqsClient, QueueDepthGate, queueStats } from './queue';
 import { JOB_ID_RE } from './schema';
@@ -108,8 +113,27 @@ function register(app: FastifyInstance, rt: Runtime, options: AsyncRoutesOptions
     const { id, object, status, model, created } = jobView(job);
     return { id, object, status, model, created, status_url: statusUrl };
   };
-  app.post('/v1/chat/async', submit('/v1/chat/async'));
-  app.post('/api/v1/chat/async', submit('/api/v1/requests'));
+  const submitDoc: RouteDoc = {
+    summary: 'Submit an async chat completion',
+    description:
+      'The same validation, routing and admission as /v1/chat/completions (no streaming); the job ' +
+      'runs on the worker. `Idempotency-Key` makes retries safe (same key + same body = same job; ' +
+      'another body is 422 idempotency_key_reused).',
+    tags: ['Async jobs'],
+    body: chatRequestSchema,
+    headers: { 'Idempotency-Key': '1-255 printable ASCII characters' },
+    responses: {
+      202: {
+        description: 'Queued; poll status_url (also in Location)',
+        schema: jobSubmittedSchema,
+        headers: ['location', 'idempotent-replayed'],
+      },
+      422: { description: 'The Idempotency-Key was used with another body' },
+      503: { description: 'The queue is full or unavailable' },
+    },
+  };
+  app.post('/v1/chat/async', { config: { doc: submitDoc } }, submit('/v1/chat/async'));
+  app.post('/api/v1/chat/async', { config: { doc: submitDoc } }, submit('/api/v1/requests'));
 
   const status = async (req: FastifyRequest<{ Params: { id: string } }>): Promise<JobView> => {
     const { id } = req.params;
@@ -121,10 +145,71 @@ function register(app: FastifyInstance, rt: Runtime, options: AsyncRoutesOptions
     req.facts.model = job.model;
     return jobView(job);
   };
-  app.get('/v1/chat/async/:id', status);
-  app.get('/api/v1/requests/:id', status);
+  const statusDoc: RouteDoc = {
+    summary: "An async job's status and result",
+    tags: ['Async jobs'],
+    params: { id: 'The job id (job_...)' },
+    responses: {
+      200: { description: 'The job; `result` is the chat.completion once completed', schema: jobSchema },
+    },
+  };
+  // Every /v1 path is also under /api/v1; /api/v1/requests/{id} is the original tutorial's name.
+  for (const url of ['/v1/chat/async/:id', '/api/v1/chat/async/:id', '/api/v1/requests/:id'])
+    app.get(url, { config: { doc: statusDoc } }, status);
 
-  app.get('/admin/queue', { config: { auth: 'admin' } }, async () => {
+  const failedDoc: RouteDoc = {
+    summary: 'The most recent failed jobs',
+    description:
+      "Newest first, from the jobs table's failed-jobs index: owner, model, attempts, error; never the request.",
+    tags: ['Admin: queue'],
+    query: failedJobsQuerySchema,
+    responses: { 200: { description: 'The failed jobs', schema: failedJobsSchema } },
+  };
+  app.get('/admin/jobs/failed', { config: { auth: 'admin', doc: failedDoc } }, async (req) => {
+    const limit = Number(parseQuery(failedJobsQuerySchema, req.query).limit ?? '20');
+    if (!(limit >= 1 && limit <= 100))
+      throw new BadRequestError("'limit' must be an integer from 1 to 100.", { param: 'limit' });
+    let failed: FailedJob[];
+    try {
+      failed = await store.recentFailures(limit, { signal: AbortSignal.timeout(5000) });
+    } catch (err) {
+      telemetry.logger.warn('failed jobs unavailable', { error: (err as Error).message });
+      throw new ServiceUnavailableError('The jobs table is unreachable.', {
+        code: 'jobs_unavailable',
+        retryAfterSeconds: 2,
+      });
+    }
+    return {
+      object: 'list',
+      data: failed.map((j) => ({
+        id: j.jobId,
+        object: JOB_OBJECT,
+        status: 'failed' as const,
+        owner: j.owner,
+        key_id: j.keyId,
+        model: j.model,
+        attempts: j.attempts,
+        created: Math.floor(j.createdAt / 1000),
+        failed: Math.floor(j.failedAt / 1000),
+        error: j.error
+          ? {
+              message: j.error.message,
+              type: j.error.type,
+              param: j.error.param,
+              code: j.error.code,
+              status: j.error.status,
+            }
+          : null,
+      })),
+    };
+  });
+
+  const queueDoc: RouteDoc = {
+    summary: 'Job queue statistics',
+    tags: ['Admin: queue'],
+    responses: { 200: { description: 'Depth, in flight, DLQ, oldest age', schema: queueStatsSchema } },
+  };
+  app.get('/admin/queue', { config: { auth: 'admin', doc: queueDoc } }, async () => {
     if (!queueUrl) throw noQueue();
     try {
       return await queueStats({

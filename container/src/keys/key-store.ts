@@ -27,6 +27,8 @@ export interface KeyRecord {
   createdAt: string;
   revoked: boolean;
   revokedAt?: string;
+  /** ISO time from which the key is refused (short-lived keys, e.g. the console playground's). */
+  expiresAt?: string;
 }
 
 /** The authenticated caller with effective (tier + key) settings. */
@@ -70,6 +72,7 @@ export function keyView(r: KeyRecord): Record<string, unknown> {
     created: r.createdAt,
     revoked: r.revoked,
     ...(r.revokedAt ? { revoked_at: r.revokedAt } : {}),
+    ...(r.expiresAt ? { expires_at: r.expiresAt } : {}),
   };
 }
 
@@ -86,6 +89,8 @@ export class KeyStore {
     limits?: Limits;
     models?: string[];
     key?: string;
+    /** Refused from this moment on. */
+    expiresAt?: Date;
   }): Promise<{ key: string; record: KeyRecord }> {
     const key = input.key ?? generateKey();
     const record: KeyRecord = {
@@ -98,6 +103,7 @@ export class KeyStore {
       prefix: key.slice(0, 10),
       createdAt: new Date().toISOString(),
       revoked: false,
+      ...(input.expiresAt ? { expiresAt: input.expiresAt.toISOString() } : {}),
     };
     await this.doc.send(
       new PutCommand({
@@ -224,8 +230,10 @@ interface CacheEntry {
   /** When `value` was started: it answers for `ttlMs` from then. */
   at: number;
   value: Promise<Principal | null>;
+  /** Epoch ms from which the key is refused, once its record was read (expiring keys only). */
+  expiresAtMs?: number;
   /** The last lookup that succeeded, kept for answering while the table cannot be read. */
-  good?: { at: number; principal: Principal | null };
+  good?: { at: number; principal: Principal | null; expiresAtMs?: number };
 }
 
 export interface AuthenticatorOptions {
@@ -248,12 +256,13 @@ const KEY_UNAVAILABLE_RETRY_SECONDS = 2;
 /**
  * Key look-ups with a short in-process cache. Entries live `ttlMs` (default 1 s), so a revoked
  * key stops working on every replica within ~1 s without a DynamoDB read per request; concurrent
- * misses for one key share a single read.
+ * misses for one key share a single read. An expiring key is refused from its `expiresAt` on,
+ * to the millisecond, cached or not.
  *
  * When the table cannot be read (DynamoDB unreachable), a key read successfully within the last
- * `staleMs` keeps its last answer, and a key that cannot be checked gets 503 with Retry-After
- * (never a 500). A failed read answers for `ttlMs` too, so an outage costs one read attempt per
- * key per interval, not one per request.
+ * `staleMs` keeps its last answer (expiry included), and a key that cannot be checked gets 503
+ * with Retry-After (never a 500). A failed read answers for `ttlMs` too, so an outage costs one
+ * read attempt per key per interval, not one per request.
  */
 export class Authenticator {
   private readonly cache = new Map<string, CacheEntry>();
@@ -280,19 +289,29 @@ export class Authenticator {
   authenticateHash(h: string): Promise<Principal | null> {
     const now = Date.now();
     const hit = this.cache.get(h);
-    if (hit && now - hit.at < this.ttlMs) return hit.value;
+    if (hit && now - hit.at < this.ttlMs) {
+      if (hit.expiresAtMs !== undefined && now >= hit.expiresAtMs) return Promise.resolve(null);
+      return hit.value;
+    }
     const good = hit?.good;
     const entry: CacheEntry = { at: now, value: Promise.resolve(null), ...(good && { good }) };
     entry.value = this.store.getByHash(h).then(
       (rec) => {
-        const principal = rec && !rec.revoked ? toPrincipal(rec, this.cfg) : null;
-        entry.good = { at: Date.now(), principal };
+        const { principal, expiresAtMs } = this.answer(rec);
+        if (expiresAtMs !== undefined) entry.expiresAtMs = expiresAtMs;
+        entry.good = { at: Date.now(), principal, ...(expiresAtMs !== undefined && { expiresAtMs }) };
         return principal;
       },
       (err: unknown) => {
         const stale = good !== undefined && Date.now() - good.at <= this.staleMs;
         this.lookupFailed(err, stale);
-        if (stale) return good.principal;
+        if (stale) {
+          if (good.expiresAtMs !== undefined) {
+            entry.expiresAtMs = good.expiresAtMs;
+            if (Date.now() >= good.expiresAtMs) return null;
+          }
+          return good.principal;
+        }
         throw new ServiceUnavailableError('API keys cannot be checked right now; retry shortly.', {
           code: 'auth_unavailable',
           retryAfterSeconds: KEY_UNAVAILABLE_RETRY_SECONDS,
@@ -304,6 +323,16 @@ export class Authenticator {
     this.cache.set(h, entry);
     if (this.cache.size > 50_000) this.prune(now);
     return entry.value;
+  }
+
+  /** What a record says: the principal (null: refused) and, for an expiring key, when it ends. */
+  private answer(rec: KeyRecord | undefined): { principal: Principal | null; expiresAtMs?: number } {
+    if (!rec || rec.revoked) return { principal: null };
+    if (rec.expiresAt === undefined) return { principal: toPrincipal(rec, this.cfg) };
+    const exp = Date.parse(rec.expiresAt);
+    // An unreadable expiry refuses the key rather than making it immortal.
+    if (!(Date.now() < exp)) return { principal: null };
+    return { principal: toPrincipal(rec, this.cfg), expiresAtMs: exp };
   }
 
   /** Forget a key at once on this replica (after revoke / patch), its last good copy included. */

@@ -43,10 +43,24 @@ export interface AdmitArgs {
   msToMonthEnd: number;
 }
 
+/** The raw counters of one API key at a moment (absent counters read as 0). */
+export interface CounterSnapshot {
+  rpmPrev: number;
+  rpmCur: number;
+  tpmPrev: number;
+  tpmCur: number;
+  /** Tokens charged this UTC day. */
+  day: number;
+  /** Micro-USD charged this UTC month. */
+  monthMicro: number;
+}
+
 /** Where the counters live: Redis (shared, exact across replicas) or this process. */
 export interface LimiterStore {
   admit(a: AdmitArgs): Promise<AdmitOutcome>;
   reconcile(keyId: string, at: number, tokenDelta: number, costDeltaMicro: number): Promise<void>;
+  /** Read one key's counters without changing them (the admin console's standing). */
+  read(keyId: string, at: number): Promise<CounterSnapshot>;
 }
 
 const WINDOW_MS = 60_000;
@@ -106,6 +120,14 @@ export class RedisLimiterStore implements LimiterStore {
   async reconcile(keyId: string, at: number, tokenDelta: number, costDeltaMicro: number): Promise<void> {
     const k = keysFor(keyId, at);
     await this.redis.tgReconcile(k.tpmCur, k.day, k.month, tokenDelta, costDeltaMicro);
+  }
+
+  async read(keyId: string, at: number): Promise<CounterSnapshot> {
+    const k = keysFor(keyId, at);
+    // One MGET: the hash tag keeps the six keys in one cluster slot.
+    const v = await this.redis.mget(k.rpmPrev, k.rpmCur, k.tpmPrev, k.tpmCur, k.day, k.month);
+    const n = (i: number) => Number(v[i] ?? 0) || 0;
+    return { rpmPrev: n(0), rpmCur: n(1), tpmPrev: n(2), tpmCur: n(3), day: n(4), monthMicro: n(5) };
   }
 }
 
@@ -183,6 +205,18 @@ export class MemoryLimiterStore implements LimiterStore {
     bump(k.day, tokenDelta);
     bump(k.month, costDeltaMicro);
   }
+
+  async read(keyId: string, at: number): Promise<CounterSnapshot> {
+    const k = keysFor(keyId, at);
+    return {
+      rpmPrev: this.get(k.rpmPrev, at),
+      rpmCur: this.get(k.rpmCur, at),
+      tpmPrev: this.get(k.tpmPrev, at),
+      tpmCur: this.get(k.tpmCur, at),
+      day: this.get(k.day, at),
+      monthMicro: this.get(k.month, at),
+    };
+  }
 }
 
 /** OpenAI's duration format for reset headers: `20ms`, `1.5s`, `6m0s`. */
@@ -202,6 +236,25 @@ function msToNextUtcDay(now: number): number {
 function msToNextUtcMonth(now: number): number {
   const d = new Date(now);
   return Date.UTC(d.getUTCFullYear(), d.getUTCMonth() + 1, 1) - now;
+}
+
+/**
+ * A key's live standing against its limits, counted the way admission counts: the per-minute
+ * figures are the sliding-window estimate admission compares with the limit.
+ */
+export interface Standing {
+  requestsThisMinute: number;
+  tokensThisMinute: number;
+  tokensToday: number;
+  spendThisMonthUsd: number;
+  /** When the figures were read (epoch ms). */
+  at: number;
+}
+
+/** Sliding-window use at `at`, exactly as the admission script and the in-process store compute it. */
+function slidingUse(prev: number, cur: number, at: number): number {
+  const frac = (at % WINDOW_MS) / WINDOW_MS;
+  return Math.ceil(prev * (1 - frac)) + cur;
 }
 
 export interface LimiterOptions {
@@ -355,6 +408,23 @@ export class Limiter {
     ).then(() => undefined);
     this.flushing = run;
     return run;
+  }
+
+  /**
+   * A key's current standing. Reconciliations still waiting for the timer are written first, so
+   * a finished request's real usage (not its reservation) is what the figures show. Throws when
+   * the store is unreachable (the caller reports it; admission's fail-open policy is not for reads).
+   */
+  async standing(keyId: string, at = Date.now()): Promise<Standing> {
+    await this.flush();
+    const c = await this.opts.store.read(keyId, at);
+    return {
+      requestsThisMinute: slidingUse(c.rpmPrev, c.rpmCur, at),
+      tokensThisMinute: slidingUse(c.tpmPrev, c.tpmCur, at),
+      tokensToday: c.day,
+      spendThisMonthUsd: c.monthMicro / 1e6,
+      at,
+    };
   }
 
   async close(): Promise<void> {

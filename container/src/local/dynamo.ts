@@ -132,6 +132,8 @@ function jobsTable(tableName: string): CreateTableCommandInput {
       t.partitionKey,
       t.pendingIndex.partitionKey,
       t.pendingIndex.sortKey,
+      t.failedIndex.partitionKey,
+      t.failedIndex.sortKey,
     ),
     GlobalSecondaryIndexes: [
       {
@@ -141,6 +143,14 @@ function jobsTable(tableName: string): CreateTableCommandInput {
           { AttributeName: t.pendingIndex.sortKey, KeyType: 'RANGE' },
         ],
         Projection: { ProjectionType: 'KEYS_ONLY' },
+      },
+      {
+        IndexName: t.failedIndex.name,
+        KeySchema: [
+          { AttributeName: t.failedIndex.partitionKey, KeyType: 'HASH' },
+          { AttributeName: t.failedIndex.sortKey, KeyType: 'RANGE' },
+        ],
+        Projection: { ProjectionType: 'INCLUDE', NonKeyAttributes: [...t.failedIndex.projected] },
       },
     ],
   };

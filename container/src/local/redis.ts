@@ -76,7 +76,9 @@ async function spawnRedis(bin: string, port: number): Promise<RedisServer> {
       '--protected-mode',
       'no',
     ],
-    { stdio: ['ignore', 'pipe', 'pipe'] },
+    // Its own process group: a Ctrl-C in the terminal (sent to the whole foreground group) must
+    // not stop Redis while the service is still draining; stop() and the exit hook stop it.
+    { stdio: ['ignore', 'pipe', 'pipe'], detached: true },
   );
   // Drain the pipes (a full pipe would block redis) and keep a tail for error messages.
   let output = '';

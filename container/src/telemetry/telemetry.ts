@@ -2,6 +2,7 @@ import { Logger } from '@aws-lambda-powertools/logger';
 import { Metrics, MetricUnit } from '@aws-lambda-powertools/metrics';
 import { Counter, Gauge, Histogram, Registry } from 'prom-client';
 import { METRICS } from '../contract';
+import { DevLogger } from './dev-log';
 
 /** What one finished request reports: one log line, EMF aggregates and Prometheus series. */
 export interface RequestRecord {
@@ -32,6 +33,8 @@ export interface TelemetryOptions {
   flushIntervalMs?: number;
   /** Reads the in-flight / queued gauges at each flush. */
   load?: () => { inFlight: number; queued: number };
+  /** `dev`: readable lines for a terminal instead of Powertools JSON. @default 'json' */
+  logFormat?: 'json' | 'dev';
 }
 
 /**
@@ -96,8 +99,9 @@ export class Telemetry {
     logContent = false,
     flushIntervalMs = 1000,
     load,
+    logFormat = 'json',
   }: TelemetryOptions) {
-    this.logger = new Logger({ serviceName });
+    this.logger = logFormat === 'dev' ? new DevLogger({ serviceName }) : new Logger({ serviceName });
     this.metrics = new Metrics({ namespace, serviceName });
     this.modelMetrics = new Metrics({ namespace, serviceName });
     this.logContent = logContent;

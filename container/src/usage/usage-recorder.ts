@@ -10,6 +10,7 @@ import { type DynamoDBDocumentClient, QueryCommand } from '@aws-sdk/lib-dynamodb
 import { isConditionFailure } from '../aws/errors';
 import { METRICS } from '../contract';
 import type { Telemetry } from '../telemetry/telemetry';
+import { type Histogram, LAST_BUCKET, observe } from './latency-histogram';
 import { roundUsd } from './pricing';
 
 /** One finished request: exactly one of these per request, whatever happened. */
@@ -59,6 +60,14 @@ export function dayOf(ts: number): string {
   return new Date(ts).toISOString().slice(0, 10);
 }
 
+/** The UTC hour of a timestamp: `YYYY-MM-DDTHH`. */
+export function hourOf(ts: number): string {
+  return new Date(ts).toISOString().slice(0, 13);
+}
+
+/** Sort key prefix of the hourly aggregate rows (after `DAY#`, so never taken for request rows). */
+export const HOUR_SK = 'HOUR#';
+
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 /** A DynamoDB refusal that no retry can change (the request itself is invalid). */
@@ -76,6 +85,27 @@ interface DailyAggregate {
   completion: number;
   cost: number;
   cached: number;
+}
+
+/**
+ * Hourly totals per owner, key and model (beside the daily ones per owner and model), with
+ * latency and time-to-first-token histograms for percentiles over any set of hours.
+ */
+interface HourlyAggregate {
+  owner: string;
+  keyId: string;
+  hour: string;
+  model: string;
+  requests: number;
+  prompt: number;
+  completion: number;
+  cachedTokens: number;
+  cost: number;
+  cached: number;
+  /** Requests that ended with a status of 400 or more (499: the client went away). */
+  errors: number;
+  latency: Histogram;
+  ttft: Histogram;
 }
 
 /** Batches written at once by one flush round. */
@@ -124,6 +154,7 @@ interface AggregateGeneration {
   /** Increases per generation in this process: makes the ADDs idempotent on retry. */
   seq: number;
   aggregates: Map<string, DailyAggregate>;
+  hourly: Map<string, HourlyAggregate>;
   done: Set<string>;
   records: number;
 }
@@ -143,6 +174,43 @@ function addToAggregates(agg: Map<string, DailyAggregate>, r: UsageRecord): void
   if (r.cached) a.cached++;
 }
 
+function addToHourly(agg: Map<string, HourlyAggregate>, r: UsageRecord): void {
+  const hour = hourOf(r.ts);
+  const k = `${r.owner}\0${hour}\0${r.keyId}\0${r.model}`;
+  let a = agg.get(k);
+  if (!a) {
+    a = {
+      owner: r.owner,
+      keyId: r.keyId,
+      hour,
+      model: r.model,
+      requests: 0,
+      prompt: 0,
+      completion: 0,
+      cachedTokens: 0,
+      cost: 0,
+      cached: 0,
+      errors: 0,
+      latency: new Map(),
+      ttft: new Map(),
+    };
+    agg.set(k, a);
+  }
+  a.requests++;
+  a.prompt += finite(r.promptTokens);
+  a.completion += finite(r.completionTokens);
+  a.cachedTokens += finite(r.cachedTokens);
+  a.cost += finite(r.costUsd);
+  if (r.cached) a.cached++;
+  if (finite(r.status) >= 400) a.errors++;
+  observe(a.latency, finite(r.latencyMs));
+  if (r.ttftMs !== null && Number.isFinite(r.ttftMs)) observe(a.ttft, r.ttftMs);
+}
+
+/** Attribute names of the histogram buckets on an hourly row: `lat_<i>` and `ttft_<i>`. */
+export const LATENCY_ATTR = 'lat_';
+export const TTFT_ATTR = 'ttft_';
+
 /**
  * Off the request path. Rows go out as soon as a full BatchWriteItem's worth (25) is buffered,
  * a few batches at a time, so the table sees a steady trickle instead of a burst per interval;
@@ -161,6 +229,7 @@ export class UsageRecorder {
   private kickScheduled = false;
   /** Totals of records not yet sealed into a generation. */
   private open = new Map<string, DailyAggregate>();
+  private openHourly = new Map<string, HourlyAggregate>();
   private openRecords = 0;
   private sealed: AggregateGeneration | null = null;
   private seq = 0;
@@ -187,6 +256,7 @@ export class UsageRecorder {
   record(r: UsageRecord): void {
     this.buffer.push(r);
     addToAggregates(this.open, r);
+    addToHourly(this.openHourly, r);
     this.openRecords++;
     if (this.buffer.length >= this.maxBatch && !this.flushing && !this.closed && !this.kickScheduled) {
       // After the current I/O callbacks: building and signing a batch (~0.5 ms) must not delay
@@ -325,9 +395,16 @@ export class UsageRecorder {
    */
   private async writeAggregates(): Promise<void> {
     if (this.sealed) await this.writeGeneration(this.sealed);
-    if (this.open.size === 0) return;
-    this.sealed = { seq: ++this.seq, aggregates: this.open, done: new Set(), records: this.openRecords };
+    if (this.open.size === 0 && this.openHourly.size === 0) return;
+    this.sealed = {
+      seq: ++this.seq,
+      aggregates: this.open,
+      hourly: this.openHourly,
+      done: new Set(),
+      records: this.openRecords,
+    };
     this.open = new Map();
+    this.openHourly = new Map();
     this.openRecords = 0;
     await this.writeGeneration(this.sealed);
   }
@@ -366,7 +443,65 @@ export class UsageRecorder {
         gen.done.add(k);
       }),
     );
+    await this.writeHourly(gen);
     if (this.sealed === gen) this.sealed = null;
+  }
+
+  /** The hourly rows of a generation, under the same per-writer batch number as the daily ones. */
+  private async writeHourly(gen: AggregateGeneration): Promise<void> {
+    const { ddb, table } = this.opts;
+    await Promise.all(
+      [...gen.hourly].map(async ([k, a]) => {
+        const doneKey = `H\0${k}`;
+        if (gen.done.has(doneKey)) return;
+        const names: Record<string, string> = {
+          '#o': 'owner',
+          '#k': 'keyId',
+          '#hr': 'hour',
+          '#m': 'model',
+          '#b': `b_${this.writerId}`,
+        };
+        const values: Record<string, AttributeValue> = {
+          ':seq': { N: String(gen.seq) },
+          ':o': { S: a.owner },
+          ':k': { S: a.keyId },
+          ':hr': { S: a.hour },
+          ':m': { S: a.model },
+        };
+        const adds: string[] = [];
+        const add = (attr: string, v: number) => {
+          const i = adds.length;
+          names[`#a${i}`] = attr;
+          values[`:a${i}`] = { N: String(v) };
+          adds.push(`#a${i} :a${i}`);
+        };
+        add('requests', a.requests);
+        add('promptTokens', a.prompt);
+        add('completionTokens', a.completion);
+        add('cachedTokens', a.cachedTokens);
+        add('costUsd', roundUsd(a.cost));
+        add('cachedRequests', a.cached);
+        add('errors', a.errors);
+        // Only the buckets this interval saw: a row holds at most 2 x 80 bucket counters.
+        for (const [b, n] of a.latency) if (b <= LAST_BUCKET) add(`${LATENCY_ATTR}${b}`, n);
+        for (const [b, n] of a.ttft) if (b <= LAST_BUCKET) add(`${TTFT_ATTR}${b}`, n);
+        try {
+          await ddb.send(
+            new UpdateItemCommand({
+              TableName: table,
+              Key: { pk: { S: usagePk(a.owner) }, sk: { S: `${HOUR_SK}${a.hour}#${a.keyId}#${a.model}` } },
+              UpdateExpression: `ADD ${adds.join(', ')} SET #o = :o, #k = :k, #hr = :hr, #m = :m, #b = :seq`,
+              ConditionExpression: 'attribute_not_exists(#b) OR #b < :seq',
+              ExpressionAttributeNames: names,
+              ExpressionAttributeValues: values,
+            }),
+          );
+        } catch (err) {
+          if (!isConditionFailure(err)) throw err;
+        }
+        gen.done.add(doneKey);
+      }),
+    );
   }
 
   /** Flush until empty or the deadline passes (SIGTERM). Returns the records left unwritten. */
