@@ -60,6 +60,11 @@ export async function startServer(env: RuntimeEnv, plugins: RoutePlugin[] = []):
         clearInterval(sweep);
         clearTimeout(forced);
       }
+      // The usage of the requests that just finished, before the runtime's close hooks stop what
+      // it writes to (in `npm run dev`: the emulators). Since the drain no longer waits for kept-
+      // alive connections, the last stream can end a few ms before this; runtime.close retries
+      // whatever is still unwritten.
+      await runtime.usage.flush().catch(() => undefined);
       await runtime.close();
       runtime.telemetry.logger.info('stopped');
     })();
