@@ -40,7 +40,7 @@ export interface ProfileDefaults {
     readonly memoryMiB: number;
     /** CPU architecture of tasks and Lambdas. */
     readonly architecture: 'arm64' | 'x86_64';
-    /** Fewest tasks; also the desired count at deploy time. */
+    /** Fewest tasks: autoscaling's minimum (the template sets no desired count). */
     readonly minTasks: number;
     /** Most tasks autoscaling may start. */
     readonly maxTasks: number;

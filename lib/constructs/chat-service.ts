@@ -107,7 +107,7 @@ export interface ChatServiceProps extends RuntimeProps {
    */
   readonly cpuArchitecture?: ecs.CpuArchitecture;
   /**
-   * Fewest tasks (also the desired count at deploy).
+   * Fewest tasks: autoscaling's minimum (no desired count in the template, so a deploy keeps a scale-out).
    * @default 1
    */
   readonly minTasks?: number;

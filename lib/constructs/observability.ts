@@ -325,6 +325,19 @@ export class Observability extends Construct {
           app(METRICS.upstreamErrors, cloudwatch.Stats.SUM, SERVICE_NAMES.api, 'Upstream errors'),
           app(METRICS.limiterFailOpen, cloudwatch.Stats.SUM, SERVICE_NAMES.api, 'Limiter fail-open'),
           app(METRICS.usageWriteFailures, cloudwatch.Stats.SUM, SERVICE_NAMES.api, 'Usage write failures'),
+          app(METRICS.keyLookupFailures, cloudwatch.Stats.SUM, SERVICE_NAMES.api, 'Key table read failures'),
+          app(
+            METRICS.catalogueDiscoveryFailures,
+            cloudwatch.Stats.SUM,
+            SERVICE_NAMES.api,
+            'Model discovery failures',
+          ),
+          app(
+            METRICS.secretRefreshFailures,
+            cloudwatch.Stats.SUM,
+            SERVICE_NAMES.api,
+            'Secret refresh failures',
+          ),
         ],
       },
       {
