@@ -10,14 +10,14 @@
  * `Tollgate-<env>-async`, for LocalStack's community edition.
  */
 import * as path from 'node:path';
-import { App, Validations } from 'aws-cdk-lib';
+import { Annotations, App, type Stack, Validations } from 'aws-cdk-lib';
 import { AwsSolutionsChecks } from 'cdk-nag';
 import {
   ConfigError,
-  loadServiceConfigFile,
   mergeConfigLayers,
   parseConfig,
   readConfigFile,
+  resolveServiceConfig,
   resolveStackEnvironment,
 } from '../lib/config';
 import { TollgateAsyncStack } from '../lib/tollgate-async-stack';
@@ -35,24 +35,30 @@ try {
       : undefined;
   const config = parseConfig(mergeConfigLayers(fromContext, fromFile));
   const env = resolveStackEnvironment(config, process.env);
-  const serviceConfig =
-    config.serviceConfigFile !== undefined
-      ? loadServiceConfigFile(path.resolve(sourceRoot, config.serviceConfigFile))
-      : undefined;
+  const serviceConfig = resolveServiceConfig(config, sourceRoot);
 
-  const common = { env, config, sourceRoot, ...(serviceConfig !== undefined && { serviceConfig }) };
+  const common = { env, config, sourceRoot, serviceConfig };
+  let stack: Stack;
   if (isTrue(app.node.tryGetContext('asyncOnly'))) {
     // Only tables, queues and Lambdas: for LocalStack's community edition (cdklocal).
-    new TollgateAsyncStack(app, `${stackName(config.environment)}-async`, {
+    stack = new TollgateAsyncStack(app, `${stackName(config.environment)}-async`, {
       ...common,
       description: `Tollgate async path only (${config.environment})`,
     });
   } else {
-    new TollgateStack(app, stackName(config.environment), {
+    stack = new TollgateStack(app, stackName(config.environment), {
       ...common,
       description: `Tollgate OpenAI-compatible LLM API (${config.environment}, ${config.profile} profile)`,
       terminationProtection: config.production,
     });
+  }
+  if (config.region === undefined && env.region !== undefined) {
+    // The CDK CLI always sets CDK_DEFAULT_REGION: the region of the AWS profile, else us-east-1.
+    Annotations.of(stack).addWarningV2(
+      '@tollgate/implicit-region',
+      `The stack is pinned to ${env.region}, taken from the CDK CLI (CDK_DEFAULT_REGION: your AWS ` +
+        'profile\'s region, or us-east-1 when it names none). Set "region" in the config to choose it.',
+    );
   }
   // cdk-nag: synthesis fails on any AwsSolutions finding that is not acknowledged with a reason.
   Validations.of(app).addPlugins(new AwsSolutionsChecks(app));

@@ -5,4 +5,5 @@
 import { lambdaEntry } from '../container/src/jobs/lambda-entry';
 import { createDlqHandler } from '../container/src/jobs/worker';
 
-export const handler = lambdaEntry((rt) => createDlqHandler(rt));
+// It calls no model: no waiting for model discovery.
+export const handler = lambdaEntry((rt) => createDlqHandler(rt), { waitForModels: false });

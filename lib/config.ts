@@ -6,9 +6,14 @@
  * Every field is documented in README.md ("Configuration").
  */
 import { readFileSync } from 'node:fs';
-import { extname } from 'node:path';
+import { extname, resolve as resolvePath } from 'node:path';
 import { parse as parseYaml } from 'yaml';
 import { z } from 'zod';
+// The one runtime import of the CDK app, on purpose: the catalogue is checked at synth with the
+// schema the service will apply at start (pure zod, no I/O), so a bad catalogue fails `cdk synth`,
+// not the first task. Everything else the CDK app knows of the runtime is in contract.ts.
+import { parseServiceConfig } from '../container/src/config/service-config';
+import { ConfigError, type ConfigIssue } from './config-error';
 import {
   costThresholds,
   DEFAULT_ENVIRONMENT,
@@ -18,24 +23,13 @@ import {
   type ProfileDefaults,
   type ProfileName,
 } from './defaults';
+import {
+  type CatalogueEntryFields,
+  CROSS_REGION_PROFILE_REGIONS,
+  DEFAULT_KEY_VARIABLE,
+} from './provider-grants';
 
-/** One problem with the config: the dotted field path and what is wrong with it. */
-export interface ConfigIssue {
-  readonly path: string;
-  readonly message: string;
-}
-
-/** A bad config. The message names every bad field, one per line. */
-export class ConfigError extends Error {
-  readonly issues: readonly ConfigIssue[];
-
-  constructor(issues: readonly ConfigIssue[], heading = 'Invalid Tollgate deployment config') {
-    const lines = issues.map((i) => `  - ${i.path || '(root)'}: ${i.message}`);
-    super(`${heading} (${issues.length} problem${issues.length === 1 ? '' : 's'}):\n${lines.join('\n')}`);
-    this.name = 'ConfigError';
-    this.issues = issues;
-  }
-}
+export { ConfigError, type ConfigIssue } from './config-error';
 
 const LOG_RETENTION_DAYS = [
   1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192, 2557, 2922, 3288, 3653,
@@ -81,6 +75,7 @@ const vpcSchema = z
       .regex(/^[a-z][a-z0-9-]*\.[a-z0-9]+$/, 'must be an EC2 instance type such as t4g.nano')
       .optional(),
     interfaceEndpoints: z.boolean().optional(),
+    bedrockEndpoint: z.boolean().optional(),
     flowLogs: z.boolean().optional(),
   })
   .strict();
@@ -116,9 +111,9 @@ const serviceSchema = z
     maxTasks: int().min(1).max(1000).optional(),
     cpuTargetPercent: int().min(10).max(95).optional(),
     requestsPerTargetPerMinute: int().min(1).optional(),
-    drainTimeoutSeconds: int()
-      .min(5)
-      .max(FIXED.stopTimeoutSeconds - 5)
+    longestStreamSeconds: int()
+      .min(10)
+      .max(FIXED.maxDeregistrationDelaySeconds - FIXED.deregistrationMarginSeconds)
       .optional(),
     logRetentionDays: z
       .number()
@@ -172,9 +167,21 @@ const workerSchema = z
   })
   .strict();
 
+const region = z
+  .string()
+  .regex(/^[a-z]{2}(-gov|-iso[a-z]?)?-[a-z]+-\d$/, 'must be an AWS region such as eu-west-1');
+
 const alarmsSchema = z
   .object({
     email: z.email().optional(),
+    topicArn: z
+      .string()
+      .regex(
+        /^arn:aws[a-z-]*:sns:[a-z0-9-]+:\d{12}:[A-Za-z0-9_-]{1,256}$/,
+        'must be an SNS topic ARN (arn:aws:sns:<region>:<account>:<name>)',
+      )
+      .optional(),
+    runbookUrl: z.url({ protocol: /^https?$/ }).optional(),
     queueDepth: int().min(1).optional(),
     oldestMessageAgeSeconds: int().min(60).optional(),
     p99LatencyMs: z.number().positive().optional(),
@@ -202,10 +209,7 @@ export const configInputSchema = z
       .string()
       .regex(/^\d{12}$/, 'must be a 12-digit AWS account id')
       .optional(),
-    region: z
-      .string()
-      .regex(/^[a-z]{2}(-gov|-iso[a-z]?)?-[a-z]+-\d$/, 'must be an AWS region such as eu-west-1')
-      .optional(),
+    region: region.optional(),
     removalPolicy: z.enum(['destroy', 'retain']).optional(),
     tags: z.record(z.string().min(1).max(128), z.string().max(256)).optional(),
     vpc: vpcSchema.optional(),
@@ -213,6 +217,19 @@ export const configInputSchema = z
     service: serviceSchema.optional(),
     upstream: upstreamSchema.optional(),
     serviceConfigFile: z.string().min(1).optional(),
+    /** The model catalogue (checked at synth with the runtime's own schema). */
+    models: z.array(z.unknown()).optional(),
+    bedrock: z
+      .object({
+        profileRegions: z
+          .record(
+            z.string().regex(/^[a-z][a-z-]*$/, 'must be a profile id prefix such as us or eu'),
+            z.array(region).min(1),
+          )
+          .optional(),
+      })
+      .strict()
+      .optional(),
     metricsNamespace: z
       .string()
       .regex(/^[A-Za-z0-9_./#:-]{1,255}$/, 'must be a CloudWatch namespace')
@@ -253,7 +270,12 @@ export interface TollgateConfig {
   readonly region?: string;
   readonly removalPolicy: 'destroy' | 'retain';
   readonly tags: Readonly<Record<string, string>>;
-  readonly vpc: ProfileDefaults['vpc'] & { readonly vpcId?: string; readonly interfaceEndpoints: boolean };
+  readonly vpc: ProfileDefaults['vpc'] & {
+    readonly vpcId?: string;
+    readonly interfaceEndpoints: boolean;
+    /** @default - on when the catalogue has Bedrock models and the profile is production or has no NAT */
+    readonly bedrockEndpoint?: boolean;
+  };
   readonly domain?: DomainConfig;
   readonly service: ProfileDefaults['service'] & { readonly limiterFailureMode?: 'open' | 'closed' };
   readonly upstream: {
@@ -262,6 +284,12 @@ export interface TollgateConfig {
     readonly extraApiKeySecrets: Readonly<Record<string, string>>;
   };
   readonly serviceConfigFile?: string;
+  /** The catalogue as written (validated with the service config by {@link resolveServiceConfig}). */
+  readonly models?: readonly unknown[];
+  readonly bedrock: {
+    /** Destination regions of geographic cross-region profiles, by prefix (defaults merged in). */
+    readonly profileRegions: Readonly<Record<string, readonly string[]>>;
+  };
   readonly metricsNamespace: string;
   readonly cache: ProfileDefaults['cache'];
   readonly worker: ProfileDefaults['worker'];
@@ -270,6 +298,8 @@ export interface TollgateConfig {
   readonly monthlyLlmBudgetUsd: number;
   readonly alarms: ProfileDefaults['alarms'] & {
     readonly email?: string;
+    readonly topicArn?: string;
+    readonly runbookUrl?: string;
     readonly costPerHourUsd: number;
     readonly costPerDayUsd: number;
   };
@@ -332,6 +362,8 @@ function resolve(input: Input): TollgateConfig {
       extraApiKeySecrets: input.upstream?.extraApiKeySecrets ?? {},
     },
     ...(input.serviceConfigFile !== undefined && { serviceConfigFile: input.serviceConfigFile }),
+    ...(input.models !== undefined && { models: input.models }),
+    bedrock: { profileRegions: { ...CROSS_REGION_PROFILE_REGIONS, ...input.bedrock?.profileRegions } },
     metricsNamespace: input.metricsNamespace ?? d.metricsNamespace,
     cache: { ...d.cache, ...input.cache },
     worker: { ...d.worker, ...input.worker },
@@ -501,14 +533,6 @@ export function resolveStackEnvironment(
   return { ...(account && { account }), ...(region && { region }) };
 }
 
-/** The service config file (catalogue, tiers) as compact JSON, ready for TOLLGATE_CONFIG_JSON. */
-export interface ServiceConfigFile {
-  /** Absolute path of the file. */
-  readonly path: string;
-  /** Its content as compact JSON (YAML files are converted). */
-  readonly json: string;
-}
-
 /**
  * Read a JSON (`.json`) or YAML (anything else) file; `check` may refuse the parsed value.
  * Failures are ConfigErrors on `field`.
@@ -530,13 +554,81 @@ function readJsonOrYaml(absolutePath: string, field: string, check?: (value: unk
   }
 }
 
-/** Read and syntax-check `serviceConfigFile` at synth time. */
-export function loadServiceConfigFile(absolutePath: string): ServiceConfigFile {
-  const value = readJsonOrYaml(absolutePath, 'serviceConfigFile', (v) => {
-    if (typeof v !== 'object' || v === null || Array.isArray(v))
-      throw new Error('the top level must be an object');
+/**
+ * The service config the runtime gets (TOLLGATE_CONFIG_JSON for the service, a file in the worker
+ * bundle): `serviceConfigFile` with the deployment config's `models` as its catalogue, checked at
+ * synth with the runtime's own schema.
+ */
+export interface ServiceConfigBundle {
+  /** Compact JSON; absent when neither a file nor models are configured (the runtime's defaults). */
+  readonly json?: string;
+  /** The validated catalogue (empty: model discovery via OPENAI_BASE_URL, or the simulator). */
+  readonly models: readonly CatalogueEntryFields[];
+}
+
+/**
+ * Read `serviceConfigFile` (JSON or YAML, relative to `sourceRoot`), put the deployment config's
+ * `models` in it, and validate the result as the service will at start. A catalogue in both
+ * places is refused (one place to read it). Failures are ConfigErrors naming the field.
+ */
+export function resolveServiceConfig(config: TollgateConfig, sourceRoot: string): ServiceConfigBundle {
+  let fromFile: Record<string, unknown> | undefined;
+  if (config.serviceConfigFile !== undefined) {
+    const file = resolvePath(sourceRoot, config.serviceConfigFile);
+    fromFile = readJsonOrYaml(file, 'serviceConfigFile', (v) => {
+      if (typeof v !== 'object' || v === null || Array.isArray(v))
+        throw new Error('the top level must be an object');
+    }) as Record<string, unknown>;
+  }
+  if (fromFile === undefined && config.models === undefined) return { models: [] };
+  if (fromFile && 'models' in fromFile && config.models !== undefined) {
+    throw new ConfigError([
+      { path: 'models', message: 'the catalogue is set both here and in serviceConfigFile; keep one' },
+    ]);
+  }
+  const merged = { ...fromFile, ...(config.models !== undefined && { models: config.models }) };
+  const field = config.models !== undefined ? 'models' : 'serviceConfigFile';
+  let parsed: ReturnType<typeof parseServiceConfig>;
+  try {
+    parsed = parseServiceConfig(merged, field === 'models' ? 'models' : config.serviceConfigFile);
+  } catch (err) {
+    throw new ConfigError(runtimeIssues(err, field));
+  }
+  const models: CatalogueEntryFields[] = parsed.models;
+  const issues = keyIssues(config, models);
+  if (issues.length > 0) throw new ConfigError(issues);
+  return { json: JSON.stringify(merged), models };
+}
+
+/** The runtime's message ("Invalid X:\n  - path: message") as issues; paths under `field`. */
+function runtimeIssues(err: unknown, field: string): ConfigIssue[] {
+  const text = err instanceof Error ? err.message : String(err);
+  const lines = text.split('\n').filter((l) => l.startsWith('  - '));
+  if (lines.length === 0) return [{ path: field, message: text }];
+  return lines.map((l) => {
+    const body = l.slice(4);
+    const colon = body.indexOf(': ');
+    const at = colon < 0 ? '' : body.slice(0, colon);
+    const message = colon < 0 ? body : body.slice(colon + 2);
+    // Inline models: the runtime's path is the config's path. A file: name the file's field.
+    if (field === 'models' && at.startsWith('models')) return { path: at, message };
+    return { path: field, message: at ? `${at}: ${message}` : message };
   });
-  return { path: absolutePath, json: JSON.stringify(value) };
+}
+
+/** Every key variable an OpenAI-compatible entry names needs a secret (OPENAI_API_KEY has one). */
+function keyIssues(config: TollgateConfig, models: readonly CatalogueEntryFields[]): ConfigIssue[] {
+  const issues: ConfigIssue[] = [];
+  models.forEach((m, i) => {
+    const v = m.provider === 'openai' ? m.apiKeyEnv : undefined;
+    if (v !== undefined && v !== DEFAULT_KEY_VARIABLE && !(v in config.upstream.extraApiKeySecrets)) {
+      issues.push({
+        path: `models.${i}.apiKeyEnv`,
+        message: `${v} has no secret: add upstream.extraApiKeySecrets.${v} (a secret name or ARN)`,
+      });
+    }
+  });
+  return issues;
 }
 
 /**

@@ -40,7 +40,7 @@ export interface ProfileDefaults {
     readonly memoryMiB: number;
     /** CPU architecture of tasks and Lambdas. */
     readonly architecture: 'arm64' | 'x86_64';
-    /** Fewest tasks; also the desired count at deploy time. */
+    /** Fewest tasks: autoscaling's minimum (the template sets no desired count). */
     readonly minTasks: number;
     /** Most tasks autoscaling may start. */
     readonly maxTasks: number;
@@ -48,8 +48,12 @@ export interface ProfileDefaults {
     readonly cpuTargetPercent: number;
     /** Target ALB requests per task per minute for scaling. */
     readonly requestsPerTargetPerMinute: number;
-    /** Seconds the app drains after SIGTERM (at most 115; deregistration delay = this + 10). */
-    readonly drainTimeoutSeconds: number;
+    /**
+     * The longest stream (or other response) a task stop (deploy, scale-in) must let finish.
+     * The target group's deregistration delay, the container's stop timeout and the app's drain
+     * timeout derive from it ({@link stopSequence}).
+     */
+    readonly longestStreamSeconds: number;
     /** Retention (days) of every log group. */
     readonly logRetentionDays: number;
     /** Container Insights (task count and per-task metrics; extra CloudWatch cost). */
@@ -134,7 +138,7 @@ const SMALL: ProfileDefaults = {
     maxTasks: 2,
     cpuTargetPercent: 60,
     requestsPerTargetPerMinute: 600,
-    drainTimeoutSeconds: 110,
+    longestStreamSeconds: 300,
     logRetentionDays: 14,
     containerInsights: false,
     logLevel: 'INFO',
@@ -228,14 +232,27 @@ export function costThresholds(monthlyBudgetUsd: number): { perHourUsd: number; 
 export const FIXED = {
   /** ECS caps a container's stop timeout at 120 s on Fargate. */
   stopTimeoutSeconds: 120,
-  /** Seconds the target group keeps draining a deregistering task beyond the app's drain. */
+  /** Seconds the target group waits beyond the longest stream before it closes connections. */
   deregistrationMarginSeconds: 10,
+  /** The app's own drain grace after SIGTERM (TOLLGATE_DRAIN_GRACE_MS, runtime default 3 s). */
+  drainGraceSeconds: 3,
+  /** The longest the app's final usage flush may take (the runtime caps it at 30 s). */
+  usageFlushReserveSeconds: 30,
+  /** Slack between the app's last step and the stop timeout's SIGKILL. */
+  stopMarginSeconds: 2,
+  /** The longest deregistration delay a target group allows. */
+  maxDeregistrationDelaySeconds: 3600,
   /** SQS visibility timeout = this multiple of the worker timeout (AWS guidance: 6x). */
   visibilityTimeoutFactor: 6,
-  /** Receives before a job message moves to the DLQ. */
-  maxReceiveCount: 3,
+  /** Receives before a job message moves to the DLQ (AWS: at least 5 for a Lambda event source). */
+  maxReceiveCount: 5,
   /** ALB idle timeout: token streams can go quiet for minutes. */
   idleTimeoutSeconds: 600,
+  /**
+   * The app's keep-alive exceeds the ALB idle timeout by this (AWS: the target's keep-alive must
+   * be longer, or the ALB may reuse a connection the target is closing and answer 502).
+   */
+  keepAliveMarginSeconds: 5,
   /** Target group health check. */
   healthCheck: { intervalSeconds: 15, timeoutSeconds: 5, healthyThreshold: 2, unhealthyThreshold: 3 },
   /** The DLQ handler's concurrency (the minimum SQS allows). */
@@ -243,3 +260,39 @@ export const FIXED = {
   /** Minimum ALB requests in a period before the 5xx rate counts. */
   min5xxRateRequests: 10,
 } as const;
+
+/** The three timings of a task stop, derived from the longest stream to let finish. */
+export interface StopSequence {
+  /**
+   * Target group deregistration delay: ECS deregisters the task, waits this long (or until no
+   * request is in flight) and only then sends SIGTERM; the load balancer keeps streams running
+   * meanwhile and cuts what is still open at its end.
+   */
+  readonly deregistrationDelaySeconds: number;
+  /**
+   * The app's drain after SIGTERM (TOLLGATE_DRAIN_TIMEOUT_MS). By then the load balancer has
+   * finished or cut its streams; this covers what arrived another way, within the stop timeout.
+   */
+  readonly drainTimeoutSeconds: number;
+  /** The container's stop timeout: SIGKILL after SIGTERM (Fargate allows at most 120 s). */
+  readonly stopTimeoutSeconds: number;
+}
+
+/**
+ * Deregistration delay, drain timeout and stop timeout from one setting. The bound a client
+ * sees: a response shorter than `longestStreamSeconds` survives every task stop; a longer one
+ * may be cut (the load balancer closes it at the end of the deregistration delay).
+ */
+export function stopSequence(longestStreamSeconds: number): StopSequence {
+  const f = FIXED;
+  const afterSigterm = f.drainGraceSeconds + f.usageFlushReserveSeconds + f.stopMarginSeconds;
+  const drain = Math.min(longestStreamSeconds, f.stopTimeoutSeconds - afterSigterm);
+  return {
+    deregistrationDelaySeconds: Math.min(
+      f.maxDeregistrationDelaySeconds,
+      longestStreamSeconds + f.deregistrationMarginSeconds,
+    ),
+    drainTimeoutSeconds: drain,
+    stopTimeoutSeconds: Math.min(f.stopTimeoutSeconds, drain + afterSigterm),
+  };
+}

@@ -1,7 +1,15 @@
 import { CfnOutput, Stack, type StackProps } from 'aws-cdk-lib';
 import type { Construct } from 'constructs';
-import { applyTags, asyncWorkerProps, removalPolicyOf, secretsProps } from './compose';
-import type { ServiceConfigFile, TollgateConfig } from './config';
+import {
+  applyTags,
+  asyncWorkerProps,
+  providerNeedsOf,
+  providerStatementsOf,
+  removalPolicyOf,
+  runtimeProps,
+  secretsProps,
+} from './compose';
+import type { ServiceConfigBundle, TollgateConfig } from './config';
 import { AsyncWorker } from './constructs/async-worker';
 import { Data } from './constructs/data';
 import { AppSecrets } from './constructs/secrets';
@@ -13,10 +21,10 @@ export interface TollgateAsyncStackProps extends StackProps {
   /** Absolute path of the repository root (Lambda entries, lock file). */
   readonly sourceRoot: string;
   /**
-   * The service config file named by `config.serviceConfigFile`, read at synth time.
-   * @default - none
+   * The service config, validated at synth time (`resolveServiceConfig`).
+   * @default - none: the runtime's defaults
    */
-  readonly serviceConfig?: ServiceConfigFile;
+  readonly serviceConfig?: ServiceConfigBundle;
 }
 
 /**
@@ -32,21 +40,28 @@ export class TollgateAsyncStack extends Stack {
   constructor(scope: Construct, id: string, props: TollgateAsyncStackProps) {
     super(scope, id, props);
     const c = props.config;
+    const serviceConfig = props.serviceConfig ?? { models: [] };
     applyTags(this, c);
+    const needs = providerNeedsOf(this, c, serviceConfig);
     this.data = new Data(this, 'Data', {
       removalPolicy: removalPolicyOf(c),
       deletionProtection: c.production,
     });
-    this.secrets = new AppSecrets(this, 'Secrets', secretsProps(c));
+    this.secrets = new AppSecrets(this, 'Secrets', secretsProps(c, needs));
+    // No VPC and no cache here: reservations of async jobs are not reconciled on this stack.
     this.asyncWorker = new AsyncWorker(
       this,
       'AsyncWorker',
-      asyncWorkerProps(c, {
-        sourceRoot: props.sourceRoot,
-        data: this.data,
-        secrets: this.secrets,
-        ...(props.serviceConfig !== undefined && { serviceConfig: props.serviceConfig }),
-      }),
+      asyncWorkerProps(
+        c,
+        runtimeProps(c, {
+          sourceRoot: props.sourceRoot,
+          data: this.data,
+          secrets: this.secrets,
+          serviceConfig,
+          providerStatements: providerStatementsOf(needs),
+        }),
+      ),
     );
 
     const outputs: Record<string, string> = {
@@ -54,8 +69,9 @@ export class TollgateAsyncStack extends Stack {
       JobsDlqUrl: this.asyncWorker.deadLetterQueue.queueUrl,
       WorkerFunctionName: this.asyncWorker.worker.functionName,
       DlqHandlerFunctionName: this.asyncWorker.dlqHandler.functionName,
-      UpstreamKeySecretName: this.secrets.upstreamApiKey.secretName,
     };
+    const defaultKey = this.secrets.providerKeys['OPENAI_API_KEY'];
+    if (defaultKey) outputs['UpstreamKeySecretName'] = defaultKey.secretName;
     for (const [name, table] of Object.entries(this.data.tables)) {
       outputs[`Table${name[0]?.toUpperCase()}${name.slice(1)}`] = table.tableName;
     }

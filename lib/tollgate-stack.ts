@@ -1,8 +1,18 @@
 import { CfnOutput, Duration, Stack, type StackProps } from 'aws-cdk-lib';
 import * as ecs from 'aws-cdk-lib/aws-ecs';
 import type { Construct } from 'constructs';
-import { applyTags, asyncWorkerProps, logRetentionOf, removalPolicyOf, secretsProps } from './compose';
-import type { ServiceConfigFile, TollgateConfig } from './config';
+import {
+  applyTags,
+  asyncWorkerProps,
+  bedrockEndpointOf,
+  logRetentionOf,
+  providerNeedsOf,
+  providerStatementsOf,
+  removalPolicyOf,
+  runtimeProps,
+  secretsProps,
+} from './compose';
+import type { ServiceConfigBundle, TollgateConfig } from './config';
 import { AsyncWorker } from './constructs/async-worker';
 import { Cache } from './constructs/cache';
 import { ChatService } from './constructs/chat-service';
@@ -10,6 +20,8 @@ import { Data } from './constructs/data';
 import { Network } from './constructs/network';
 import { Observability } from './constructs/observability';
 import { AppSecrets } from './constructs/secrets';
+import { manageHelperLogGroups } from './helper-log-groups';
+import type { ProviderNeeds } from './provider-grants';
 
 /** Props for {@link TollgateStack}. */
 export interface TollgateStackProps extends StackProps {
@@ -18,10 +30,11 @@ export interface TollgateStackProps extends StackProps {
   /** Absolute path of the repository root (Docker build context, Lambda entries, lock file). */
   readonly sourceRoot: string;
   /**
-   * The service config file named by `config.serviceConfigFile`, read at synth time.
-   * @default - none
+   * The service config (`serviceConfigFile` with the config's `models`), validated at synth time
+   * (`resolveServiceConfig`).
+   * @default - none: the runtime's defaults (discovery via upstream.baseUrl, else the simulator)
    */
-  readonly serviceConfig?: ServiceConfigFile;
+  readonly serviceConfig?: ServiceConfigBundle;
 }
 
 /** The stack's name for an environment. */
@@ -41,13 +54,17 @@ export class TollgateStack extends Stack {
   readonly asyncWorker: AsyncWorker;
   readonly chatService: ChatService;
   readonly observability: Observability;
+  /** What the catalogue needs from AWS (the grants seam). */
+  readonly providerNeeds: ProviderNeeds;
 
   constructor(scope: Construct, id: string, props: TollgateStackProps) {
     super(scope, id, props);
     const c = props.config;
     const removalPolicy = removalPolicyOf(c);
     const logRetention = logRetentionOf(c);
+    const serviceConfig = props.serviceConfig ?? { models: [] };
     applyTags(this, c);
+    this.providerNeeds = providerNeedsOf(this, c, serviceConfig);
 
     this.network = new Network(this, 'Network', {
       ...(c.vpc.vpcId !== undefined && { vpcId: c.vpc.vpcId }),
@@ -57,6 +74,7 @@ export class TollgateStack extends Stack {
       natType: c.vpc.natType,
       natInstanceType: c.vpc.natInstanceType,
       interfaceEndpoints: c.vpc.interfaceEndpoints,
+      bedrockEndpoint: bedrockEndpointOf(c, this.providerNeeds),
       flowLogs: c.vpc.flowLogs,
       flowLogRetention: logRetention,
       removalPolicy,
@@ -64,7 +82,7 @@ export class TollgateStack extends Stack {
 
     this.data = new Data(this, 'Data', { removalPolicy, deletionProtection: c.production });
 
-    this.secrets = new AppSecrets(this, 'Secrets', secretsProps(c));
+    this.secrets = new AppSecrets(this, 'Secrets', secretsProps(c, this.providerNeeds));
 
     this.cache = new Cache(this, 'Cache', {
       vpc: this.network.vpc,
@@ -78,33 +96,33 @@ export class TollgateStack extends Stack {
       removalPolicy,
     });
 
+    const runtime = runtimeProps(c, {
+      sourceRoot: props.sourceRoot,
+      data: this.data,
+      secrets: this.secrets,
+      serviceConfig,
+      providerStatements: providerStatementsOf(this.providerNeeds),
+    });
+    // In the VPC, beside the cache: a job's reservation is reconciled with its real usage.
     this.asyncWorker = new AsyncWorker(
       this,
       'AsyncWorker',
-      asyncWorkerProps(c, {
-        sourceRoot: props.sourceRoot,
-        data: this.data,
-        secrets: this.secrets,
-        ...(props.serviceConfig !== undefined && { serviceConfig: props.serviceConfig }),
+      asyncWorkerProps(c, runtime, {
+        vpc: this.network.vpc,
+        subnets: this.network.appSubnets,
+        cache: this.cache,
       }),
     );
 
     this.chatService = new ChatService(this, 'ChatService', {
+      ...runtime,
       vpc: this.network.vpc,
       loadBalancerSubnets: this.network.publicSubnets,
       taskSubnets: this.network.appSubnets,
-      sourceRoot: props.sourceRoot,
-      data: this.data,
       queue: this.asyncWorker.queue,
       deadLetterQueue: this.asyncWorker.deadLetterQueue,
       cache: this.cache,
       adminApiKey: this.secrets.adminApiKey,
-      upstreamApiKey: this.secrets.upstreamApiKey,
-      extraApiKeys: this.secrets.extraApiKeys,
-      ...(c.upstream.baseUrl !== undefined && { openaiBaseUrl: c.upstream.baseUrl }),
-      ...(props.serviceConfig !== undefined && { serviceConfigJson: props.serviceConfig.json }),
-      metricsNamespace: c.metricsNamespace,
-      logLevel: c.service.logLevel,
       ...(c.service.limiterFailureMode !== undefined && { limiterFailureMode: c.service.limiterFailureMode }),
       queueMaxDepth: c.worker.queueMaxDepth,
       workerConcurrency: c.worker.maxConcurrency,
@@ -116,7 +134,7 @@ export class TollgateStack extends Stack {
       maxTasks: c.service.maxTasks,
       cpuTargetPercent: c.service.cpuTargetPercent,
       requestsPerTargetPerMinute: c.service.requestsPerTargetPerMinute,
-      drainTimeout: Duration.seconds(c.service.drainTimeoutSeconds),
+      longestStream: Duration.seconds(c.service.longestStreamSeconds),
       containerInsights: c.service.containerInsights,
       ...(c.domain !== undefined && {
         domain: {
@@ -131,8 +149,6 @@ export class TollgateStack extends Stack {
       accessLogs: c.loadBalancer.accessLogs,
       ...(c.waf.enabled && { waf: { rateLimitPer5Minutes: c.waf.rateLimitPer5Minutes } }),
       deletionProtection: c.production,
-      logRetention,
-      removalPolicy,
     });
 
     this.observability = new Observability(this, 'Observability', {
@@ -145,7 +161,10 @@ export class TollgateStack extends Stack {
       monthlyLlmBudgetUsd: c.monthlyLlmBudgetUsd,
       thresholds: c.alarms,
       ...(c.alarms.email !== undefined && { alarmEmail: c.alarms.email }),
+      ...(c.alarms.topicArn !== undefined && { alarmTopicArn: c.alarms.topicArn }),
+      ...(c.alarms.runbookUrl !== undefined && { runbookUrl: c.alarms.runbookUrl }),
     });
+    manageHelperLogGroups(this, { retention: logRetention, removalPolicy });
 
     new CfnOutput(this, 'ApiUrl', {
       description: 'Base URL of the API (OpenAI clients: <ApiUrl>/v1)',
@@ -159,12 +178,15 @@ export class TollgateStack extends Stack {
       description: 'Secrets Manager secret holding the admin API key',
       value: this.secrets.adminApiKey.secretName,
     });
-    new CfnOutput(this, 'UpstreamKeySecretName', {
-      description: this.secrets.upstreamApiKeyIsPlaceholder
-        ? 'Secret for the upstream provider key: put the real key here after the first deploy'
-        : 'Secret holding the upstream provider key',
-      value: this.secrets.upstreamApiKey.secretName,
-    });
+    const defaultKey = this.secrets.providerKeys['OPENAI_API_KEY'];
+    if (defaultKey) {
+      new CfnOutput(this, 'UpstreamKeySecretName', {
+        description: this.secrets.placeholderProviderKey
+          ? 'Secret for the upstream provider key: put the real key here after the first deploy'
+          : 'Secret holding the upstream provider key',
+        value: defaultKey.secretName,
+      });
+    }
     new CfnOutput(this, 'ClusterName', {
       description: 'ECS cluster (for `aws ecs update-service --force-new-deployment` after a secret changes)',
       value: this.chatService.cluster.clusterName,

@@ -13,6 +13,7 @@ import {
   collectRoutesFor405,
   frameworkErrors,
   installErrorHandling,
+  rejectMissingHost,
 } from './http/errors';
 import { installJsonBodyParser } from './http/json-body';
 import { collectRoutes, registerOpenApiRoutes } from './http/openapi';
@@ -33,8 +34,10 @@ export type RoutePlugin = (app: FastifyInstance, rt: Runtime) => void;
  * default), kept below the timeout here.
  */
 function httpServerTimeouts(requestTimeoutMs: number) {
-  if (requestTimeoutMs <= 0) return {};
+  // A request without Host is answered by rejectMissingHost (with a body), not by Node.
+  if (requestTimeoutMs <= 0) return { requireHostHeader: false };
   return {
+    requireHostHeader: false,
     headersTimeout: Math.min(60_000, requestTimeoutMs),
     connectionsCheckingInterval: Math.min(30_000, Math.max(100, Math.floor(requestTimeoutMs / 4))),
   };
@@ -53,7 +56,7 @@ export function buildApp(rt: Runtime, plugins: RoutePlugin[] = []): FastifyInsta
     // response (a stream) may take once the request is in.
     requestTimeout: env.requestTimeoutMs,
     http: httpServerTimeouts(env.requestTimeoutMs),
-    keepAliveTimeout: 65_000,
+    keepAliveTimeout: env.keepAliveTimeoutMs,
     return503OnClosing: true,
     forceCloseConnections: 'idle',
     // Errors Fastify and Node's HTTP parser answer before any route or hook runs (a bad
@@ -80,6 +83,7 @@ export function buildApp(rt: Runtime, plugins: RoutePlugin[] = []): FastifyInsta
     reply.header('x-request-id', req.id);
     if (rt.isDraining()) reply.header('connection', 'close');
   });
+  app.addHook('onRequest', rejectMissingHost);
 
   // Auth runs before the body is read: an unauthenticated client cannot make us parse 1 MiB.
   app.addHook('onRequest', async (req) => {

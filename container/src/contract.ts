@@ -23,6 +23,19 @@ export const ENV = {
   drainTimeoutMs: 'TOLLGATE_DRAIN_TIMEOUT_MS',
   /** After SIGTERM, keep serving (with /health 503) this long so the load balancer notices. */
   drainGraceMs: 'TOLLGATE_DRAIN_GRACE_MS',
+  /**
+   * How long an idle keep-alive connection stays open. Must exceed the load balancer's idle
+   * timeout (the CDK app passes its own plus a margin), or the ALB may reuse a connection the
+   * app is closing and answer 502.
+   */
+  keepAliveTimeoutMs: 'TOLLGATE_KEEP_ALIVE_TIMEOUT_MS',
+  /**
+   * How long a key already seen keeps working from its last good copy while the key table
+   * cannot be read (DynamoDB outage). Also the longest a revocation can lag during such an outage.
+   */
+  keyStaleMs: 'TOLLGATE_KEY_STALE_MS',
+  /** How often secrets named by `<VAR>_SECRET_ARN` are read again (rotated provider keys). */
+  secretRefreshMs: 'TOLLGATE_SECRET_REFRESH_MS',
   bodyLimitBytes: 'TOLLGATE_BODY_LIMIT_BYTES',
   /** Time to receive a whole request (headers and body); 408 after it. 0 turns it off. */
   requestTimeoutMs: 'TOLLGATE_REQUEST_TIMEOUT_MS',
@@ -160,6 +173,10 @@ export const METRICS = {
   jobsFailed: 'JobsFailed',
   /** An attempt to list the upstream's models (OPENAI_BASE_URL shortcut) failed. */
   catalogueDiscoveryFailures: 'CatalogueDiscoveryFailures',
+  /** A read of the api keys table failed (a stale copy or a 503 answered). */
+  keyLookupFailures: 'KeyLookupFailures',
+  /** A `<VAR>_SECRET_ARN` secret could not be read again (the previous value stays). */
+  secretRefreshFailures: 'SecretRefreshFailures',
 } as const;
 
 /** The API's version (the OpenAPI document's `info.version`; package.json's version). */

@@ -36,6 +36,8 @@ export interface Runtime {
   chat: ChatService;
   embeddings: EmbeddingsService;
   checks: DependencyCheck[];
+  /** Model discovery (the OPENAI_BASE_URL shortcut), while or after it runs; null without one. */
+  discovery: CatalogueDiscovery | null;
   isDraining: () => boolean;
   setDraining: () => void;
   /** Extra shutdown steps modules register (pollers, queues). Run in reverse order. */
@@ -153,7 +155,7 @@ export async function createRuntime(env: RuntimeEnv): Promise<Runtime> {
     retentionDays: config.usage.retentionDays,
   });
   const keys = new KeyStore(doc, env.tables.apiKeys);
-  const auth = new Authenticator(keys, config);
+  const auth = new Authenticator(keys, config, { staleMs: env.keyStaleMs, telemetry });
   if (env.devApiKey) {
     // Local runs: the dev key is a real key record, so limits and usage apply to it too.
     await keys.ensure(env.devApiKey, { owner: 'dev', tier: config.defaultTier });
@@ -192,6 +194,7 @@ export async function createRuntime(env: RuntimeEnv): Promise<Runtime> {
     chat,
     embeddings,
     checks,
+    discovery,
     isDraining: () => draining,
     setDraining: () => {
       draining = true;

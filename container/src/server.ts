@@ -1,7 +1,7 @@
 import type { FastifyInstance } from 'fastify';
 import { buildApp, type RoutePlugin } from './app';
 import { type RuntimeEnv, readEnv } from './config/env';
-import { loadSecretEnv } from './config/secrets';
+import { loadSecretEnv, watchSecrets } from './config/secrets';
 import { ConfigError } from './errors';
 import { servicePlugins } from './plugins';
 import { createRuntime, type Runtime } from './runtime';
@@ -15,12 +15,18 @@ export interface RunningServer {
   shutdown(): Promise<void>;
 }
 
+/** How often a drain closes connections whose last response just ended. */
+const DRAIN_SWEEP_MS = 100;
+
 /** Start the service on env.host:env.port. */
 export async function startServer(env: RuntimeEnv, plugins: RoutePlugin[] = []): Promise<RunningServer> {
   // Every request counts prompt tokens: read the rank table now, not on the first request.
   // (The Lambdas load it when they first need it; the DLQ handler never does.)
   loadTokenizer();
   const runtime = await createRuntime(env);
+  const secrets = watchSecrets(env.secretRefreshMs, runtime.telemetry);
+  secrets.start();
+  runtime.onClose.push(async () => secrets.stop());
   let app: FastifyInstance;
   try {
     app = buildApp(runtime, plugins);
@@ -42,8 +48,23 @@ export async function startServer(env: RuntimeEnv, plugins: RoutePlugin[] = []):
       if (env.drainGraceMs > 0) await new Promise((r) => setTimeout(r, env.drainGraceMs));
       const forced = setTimeout(() => app.server.closeAllConnections(), env.drainTimeoutMs);
       forced.unref();
-      await app.close();
-      clearTimeout(forced);
+      // A response that ends during the drain on a kept-alive connection (a stream whose headers
+      // went out before the drain, so without `connection: close`) would otherwise hold its idle
+      // socket, and the process, until the client closes it or the keep-alive timeout (605 s)
+      // ends. Node closes idle connections only once, when closing starts: sweep until done.
+      const sweep = setInterval(() => app.server.closeIdleConnections(), DRAIN_SWEEP_MS);
+      sweep.unref();
+      try {
+        await app.close();
+      } finally {
+        clearInterval(sweep);
+        clearTimeout(forced);
+      }
+      // The usage of the requests that just finished, before the runtime's close hooks stop what
+      // it writes to (in `npm run dev`: the emulators). Since the drain no longer waits for kept-
+      // alive connections, the last stream can end a few ms before this; runtime.close retries
+      // whatever is still unwritten.
+      await runtime.usage.flush().catch(() => undefined);
       await runtime.close();
       runtime.telemetry.logger.info('stopped');
     })();

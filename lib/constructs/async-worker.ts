@@ -1,5 +1,9 @@
+import { createHash } from 'node:crypto';
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import * as path from 'node:path';
 import { Duration, RemovalPolicy, Validations } from 'aws-cdk-lib';
+import * as ec2 from 'aws-cdk-lib/aws-ec2';
 import * as lambda from 'aws-cdk-lib/aws-lambda';
 import { SqsEventSource } from 'aws-cdk-lib/aws-lambda-event-sources';
 import * as nodejs from 'aws-cdk-lib/aws-lambda-nodejs';
@@ -15,6 +19,7 @@ import {
   TOKENIZER_RANKS,
 } from '../../container/src/contract';
 import { FIXED } from '../defaults';
+import type { Cache } from './cache';
 import type { LogLevel, RuntimeProps } from './runtime-props';
 
 /** Where the worker and DLQ handler entries live, relative to the source root. */
@@ -28,16 +33,30 @@ export function secretArnVariable(variable: string): string {
   return `${variable}${SECRET_ARN_SUFFIX}`;
 }
 
-/** Where the service config file lands inside the Lambda bundle. */
-const BUNDLED_CONFIG_BASENAME = 'tollgate.config';
+/** Where the service config lands inside the worker's bundle. */
+const BUNDLED_CONFIG_NAME = 'tollgate.config.json';
+
+/** The Lambda runtime of both functions: the same Node major as the container image. */
+export const LAMBDA_RUNTIME = lambda.Runtime.NODEJS_24_X;
+
+/** Where the functions run to reach the cache (the limiter's counters). */
+export interface AsyncWorkerNetwork {
+  readonly vpc: ec2.IVpc;
+  /** Subnets with a route to the AWS APIs and the provider (NAT or endpoints). */
+  readonly subnets: ec2.SubnetSelection;
+  /** The cache; its security group admits the functions. */
+  readonly cache: Cache;
+}
 
 /** Props for {@link AsyncWorker}. */
 export interface AsyncWorkerProps extends RuntimeProps {
   /**
-   * The service config file (catalogue, tiers), copied into the bundle.
-   * @default - none (the runtime's built-in catalogue)
+   * Run both functions in this VPC with the cache's connection settings, so a job's reservation
+   * (made at submission) is reconciled with its real usage, and a dead job's is given back.
+   * @default - outside any VPC, without the cache: reservations stay charged until their windows
+   *   expire (for stacks without a cache, e.g. LocalStack's async-only stack)
    */
-  readonly serviceConfigFile?: string;
+  readonly network?: AsyncWorkerNetwork;
   /**
    * Worker timeout; the queue's visibility timeout is six times this.
    * @default Duration.minutes(5)
@@ -66,7 +85,7 @@ export interface AsyncWorkerProps extends RuntimeProps {
 }
 
 /**
- * The async path: the jobs queue (SSE, TLS only) with its DLQ (3 receives), the worker
+ * The async path: the jobs queue (SSE, TLS only) with its DLQ (5 receives), the worker
  * Lambda on the queue with partial batch responses and a concurrency cap, and the DLQ
  * handler that marks dead jobs failed.
  */
@@ -75,6 +94,8 @@ export class AsyncWorker extends Construct {
   readonly deadLetterQueue: sqs.Queue;
   readonly worker: nodejs.NodejsFunction;
   readonly dlqHandler: nodejs.NodejsFunction;
+  /** The functions' security group (when in a VPC). */
+  readonly securityGroup?: ec2.SecurityGroup;
 
   constructor(scope: Construct, id: string, props: AsyncWorkerProps) {
     super(scope, id);
@@ -113,21 +134,49 @@ export class AsyncWorker extends Construct {
       removalPolicy,
     };
 
-    // The service config file's name inside the bundle (same extension: JSON or YAML).
-    const bundledConfig = props.serviceConfigFile
-      ? `${BUNDLED_CONFIG_BASENAME}${path.extname(props.serviceConfigFile) || '.json'}`
-      : undefined;
+    const providerKeys = props.providerKeys ?? {};
+    const redisEnv: Record<string, string> = {};
+    if (props.network) {
+      const c = props.network.cache;
+      Object.assign(redisEnv, {
+        [ENV.redisHost]: c.host,
+        [ENV.redisPort]: String(c.port),
+        [ENV.redisTls]: 'true',
+        ...(c.mode === 'serverless' && { [ENV.redisCluster]: 'true' }),
+        [secretArnVariable(ENV.redisAuthToken)]: c.authToken.secretArn,
+      });
+      this.securityGroup = new ec2.SecurityGroup(this, 'SecurityGroup', {
+        vpc: props.network.vpc,
+        description: 'Tollgate worker and DLQ handler: the cache, AWS APIs and the provider',
+        // The provider lives at an arbitrary HTTPS host (and port, for self-hosted ones).
+        allowAllOutbound: true,
+      });
+      c.connections.allowDefaultPortFrom(this.securityGroup, 'Async worker and DLQ handler');
+    }
+    const vpcPlacement = props.network &&
+      this.securityGroup && {
+        vpc: props.network.vpc,
+        vpcSubnets: props.network.subnets,
+        securityGroups: [this.securityGroup],
+      };
+    const refresh: Record<string, string> =
+      props.secretRefreshInterval !== undefined
+        ? { [ENV.secretRefreshMs]: String(props.secretRefreshInterval.toMilliseconds()) }
+        : {};
     const workerEnv: Record<string, string> = {
       [ENV.serviceName]: SERVICE_NAMES.worker,
       [ENV.metricsNamespace]: namespace,
       [ENV.tableJobs]: props.data.jobs.tableName,
       [ENV.tableUsage]: props.data.usage.tableName,
       [ENV.tableApiKeys]: props.data.apiKeys.tableName,
-      [secretArnVariable(ENV.openaiApiKey)]: props.upstreamApiKey.secretArn,
-      ...(props.openaiBaseUrl !== undefined && { [ENV.openaiBaseUrl]: props.openaiBaseUrl }),
-      ...(bundledConfig !== undefined && { [ENV.configPath]: `/var/task/${bundledConfig}` }),
+      ...redisEnv,
+      ...refresh,
+      ...(props.openAiCompatibleBaseUrl !== undefined && {
+        [ENV.openaiBaseUrl]: props.openAiCompatibleBaseUrl,
+      }),
+      ...(props.serviceConfigJson !== undefined && { [ENV.configPath]: `/var/task/${BUNDLED_CONFIG_NAME}` }),
     };
-    for (const [variable, secret] of Object.entries(props.extraApiKeys ?? {})) {
+    for (const [variable, secret] of Object.entries(providerKeys)) {
       workerEnv[secretArnVariable(variable)] = secret.secretArn;
     }
 
@@ -138,10 +187,11 @@ export class AsyncWorker extends Construct {
       timeout,
       memorySize: props.memorySize ?? 512,
       environment: workerEnv,
+      ...(vpcPlacement && { placement: vpcPlacement }),
       copyIntoBundle: [
         tokenizerRanks,
-        ...(props.serviceConfigFile !== undefined && bundledConfig !== undefined
-          ? [{ from: props.serviceConfigFile, to: bundledConfig }]
+        ...(props.serviceConfigJson !== undefined
+          ? [{ from: stagedFile(props.serviceConfigJson), to: BUNDLED_CONFIG_NAME }]
           : []),
       ],
     });
@@ -155,8 +205,9 @@ export class AsyncWorker extends Construct {
     props.data.grant(this.worker, 'jobs', 'readWrite');
     props.data.grant(this.worker, 'usage', 'readWrite');
     props.data.grant(this.worker, 'apiKeys', 'read');
-    props.upstreamApiKey.grantRead(this.worker);
-    for (const secret of Object.values(props.extraApiKeys ?? {})) secret.grantRead(this.worker);
+    for (const secret of Object.values(providerKeys)) secret.grantRead(this.worker);
+    for (const statement of props.providerStatements ?? []) this.worker.addToRolePolicy(statement);
+    props.network?.cache.authToken.grantRead(this.worker);
 
     this.dlqHandler = createFunction(this, 'DlqHandler', {
       ...common,
@@ -169,7 +220,10 @@ export class AsyncWorker extends Construct {
         [ENV.serviceName]: SERVICE_NAMES.worker,
         [ENV.metricsNamespace]: namespace,
         [ENV.tableJobs]: props.data.jobs.tableName,
+        // To give a dead job's reservation back.
+        ...redisEnv,
       },
+      ...(vpcPlacement && { placement: vpcPlacement }),
     });
     this.dlqHandler.addEventSource(
       new SqsEventSource(this.deadLetterQueue, {
@@ -179,7 +233,24 @@ export class AsyncWorker extends Construct {
       }),
     );
     props.data.grant(this.dlqHandler, 'jobs', ['dynamodb:GetItem', 'dynamodb:UpdateItem']);
+    props.network?.cache.authToken.grantRead(this.dlqHandler);
   }
+}
+
+/**
+ * The service config as a file the bundling step copies into the worker's bundle. Named by its
+ * content, so synthesizing twice writes one file and the bundle (hashed by its output) changes
+ * only with the config.
+ */
+function stagedFile(content: string): string {
+  const dir = path.join(tmpdir(), 'tollgate-synth');
+  mkdirSync(dir, { recursive: true });
+  const file = path.join(
+    dir,
+    `config-${createHash('sha256').update(content).digest('hex').slice(0, 16)}.json`,
+  );
+  writeFileSync(file, content);
+  return file;
 }
 
 interface FunctionOptions {
@@ -195,6 +266,12 @@ interface FunctionOptions {
   readonly removalPolicy: RemovalPolicy;
   /** Files the bundle needs beside the code (read at run time, not imported). */
   readonly copyIntoBundle?: readonly { readonly from: string; readonly to: string }[];
+  /** A VPC to run in. @default - none */
+  readonly placement?: {
+    readonly vpc: ec2.IVpc;
+    readonly vpcSubnets: ec2.SubnetSelection;
+    readonly securityGroups: ec2.ISecurityGroup[];
+  };
 }
 
 const LAMBDA_LOG_LEVEL: Record<FunctionOptions['logLevel'], lambda.ApplicationLogLevel> = {
@@ -220,13 +297,14 @@ function createFunction(scope: Construct, id: string, o: FunctionOptions): nodej
     handler: 'handler',
     projectRoot: o.sourceRoot,
     depsLockFilePath: path.join(o.sourceRoot, 'package-lock.json'),
-    // The same Node major as the container image (node:22), so both run the same code.
-    runtime: lambda.Runtime.NODEJS_22_X,
+    // The same Node major as the container image (node:24), so both run the same code.
+    runtime: LAMBDA_RUNTIME,
     architecture: o.architecture,
     description: o.description,
     timeout: o.timeout,
     memorySize: o.memorySize,
     logGroup,
+    ...o.placement,
     loggingFormat: lambda.LoggingFormat.JSON,
     applicationLogLevelV2: LAMBDA_LOG_LEVEL[o.logLevel],
     systemLogLevelV2: lambda.SystemLogLevel.WARN,
@@ -239,7 +317,7 @@ function createFunction(scope: Construct, id: string, o: FunctionOptions): nodej
       minify: true,
       sourceMap: true,
       sourcesContent: false,
-      target: 'node22',
+      target: 'node24',
       // Bundle the AWS SDK too: the versions in package-lock.json are the ones tested,
       // not whatever the managed runtime ships this month.
       externalModules: [],
@@ -271,11 +349,12 @@ function createFunction(scope: Construct, id: string, o: FunctionOptions): nodej
     id: 'AwsSolutions-IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/AWSLambdaBasicExecutionRole]',
     reason: 'The AWS managed basic execution policy only lets the function write its own logs.',
   });
-  v.acknowledge({
-    id: 'AwsSolutions-L1',
-    reason:
-      'Pinned to nodejs22.x on purpose: the chat service container runs node:22 and both run ' +
-      'the same runtime modules; they move to the next LTS together.',
-  });
+  if (o.placement) {
+    v.acknowledge({
+      id: 'AwsSolutions-IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/AWSLambdaVPCAccessExecutionRole]',
+      reason:
+        'The AWS managed VPC access policy only manages the network interfaces Lambda needs to run in the VPC.',
+    });
+  }
   return fn;
 }

@@ -18,29 +18,28 @@ import {
   HEALTH_PATH,
   SERVICE_NAMES,
 } from '../../container/src/contract';
-import { FIXED } from '../defaults';
+import { FIXED, stopSequence } from '../defaults';
+import { secretArnVariable } from './async-worker';
 import type { Cache } from './cache';
 import type { RuntimeProps } from './runtime-props';
 import { ApiWebAcl } from './web-acl';
 
 /**
- * Paths the image build never reads (Docker ignore syntax, relative to the source root).
- * The build context is the repository root, so without these, staging copies node_modules.
+ * The image's build context, as an allowlist (Docker ignore syntax, relative to the source root):
+ * exactly what `container/Dockerfile` copies. The context's content is the image asset's hash, so
+ * anything else here (README.md, cdk.json, biome.json, jest.config.js...) would rebuild the image
+ * and roll the service on an unrelated edit. `.dockerignore` holds the same list for builds by hand.
  */
 export const IMAGE_EXCLUDES: readonly string[] = [
-  '**/node_modules',
-  '**/cdk.out',
-  '.git',
-  '.tollgate',
-  'coverage',
-  'container/dist',
-  'test',
-  'bench',
-  'docs',
-  'bin',
-  'lib',
-  'lambda',
-  '**/*.log',
+  '*',
+  '!package.json',
+  '!package-lock.json',
+  '!tsconfig.json',
+  '!tsconfig.build.json',
+  '!container/Dockerfile',
+  '!container/src',
+  '**/*.test.ts',
+  '**/.DS_Store',
 ];
 
 /** HTTPS for the API. */
@@ -108,7 +107,7 @@ export interface ChatServiceProps extends RuntimeProps {
    */
   readonly cpuArchitecture?: ecs.CpuArchitecture;
   /**
-   * Fewest tasks (also the desired count at deploy).
+   * Fewest tasks: autoscaling's minimum (no desired count in the template, so a deploy keeps a scale-out).
    * @default 1
    */
   readonly minTasks?: number;
@@ -128,11 +127,11 @@ export interface ChatServiceProps extends RuntimeProps {
    */
   readonly requestsPerTargetPerMinute?: number;
   /**
-   * How long the app drains after SIGTERM (at most the stop timeout minus 5 s). The target
-   * group's deregistration delay is this plus a margin.
-   * @default Duration.seconds(110)
+   * The longest response (stream) a task stop must let finish: the deregistration delay, the
+   * stop timeout and the app's drain timeout derive from it (`stopSequence`).
+   * @default Duration.seconds(300)
    */
-  readonly drainTimeout?: Duration;
+  readonly longestStream?: Duration;
   /**
    * Container Insights on the cluster (task count, per-task metrics; costs extra).
    * @default false
@@ -164,8 +163,9 @@ export interface ChatServiceProps extends RuntimeProps {
  * The chat API: an internet-facing ALB (600 s idle timeout for quiet streams, invalid
  * headers dropped, TLS 1.3 policy and HTTP->HTTPS redirect when a certificate is given)
  * in front of a Fargate service built from `container/Dockerfile`, with circuit breaker
- * rollback, 100% minimum healthy, a container health check, a 120 s stop timeout, secrets
- * from Secrets Manager, and scaling on CPU and requests per target.
+ * rollback, 100% minimum healthy, a container health check, a read-only root filesystem, a stop
+ * sequence sized for the longest stream, secrets from Secrets Manager, and scaling on CPU and
+ * requests per target (which alone sets the task count).
  */
 export class ChatService extends Construct {
   readonly cluster: ecs.Cluster;
@@ -180,15 +180,15 @@ export class ChatService extends Construct {
 
   constructor(scope: Construct, id: string, props: ChatServiceProps) {
     super(scope, id);
-    const drainTimeout = props.drainTimeout ?? Duration.seconds(110);
+    const longestStream = props.longestStream ?? Duration.seconds(300);
     const minTasks = props.minTasks ?? 1;
     const maxTasks = props.maxTasks ?? 2;
     const conflicts: string[] = [];
-    if (drainTimeout.toSeconds() > FIXED.stopTimeoutSeconds - 5) {
-      conflicts.push(
-        `drainTimeout (${drainTimeout.toSeconds()} s) must leave 5 s of the ${FIXED.stopTimeoutSeconds} s stop timeout`,
-      );
+    const maxStream = FIXED.maxDeregistrationDelaySeconds - FIXED.deregistrationMarginSeconds;
+    if (longestStream.toSeconds() > maxStream) {
+      conflicts.push(`longestStream (${longestStream.toSeconds()} s) must be at most ${maxStream} s`);
     }
+    const stop = stopSequence(longestStream.toSeconds());
     if (minTasks < 1 || minTasks > maxTasks) {
       conflicts.push(`minTasks (${minTasks}) must be at least 1 and at most maxTasks (${maxTasks})`);
     }
@@ -237,7 +237,9 @@ export class ChatService extends Construct {
       [ENV.serviceName]: SERVICE_NAMES.api,
       [ENV.metricsNamespace]: props.metricsNamespace ?? DEFAULT_METRICS_NAMESPACE,
       [ENV.logLevel]: props.logLevel ?? 'INFO',
-      [ENV.drainTimeoutMs]: String(drainTimeout.toMilliseconds()),
+      [ENV.drainTimeoutMs]: String(stop.drainTimeoutSeconds * 1000),
+      // Longer than the load balancer's idle timeout, from the same constant: they cannot drift.
+      [ENV.keepAliveTimeoutMs]: String((FIXED.idleTimeoutSeconds + FIXED.keepAliveMarginSeconds) * 1000),
       [ENV.tableApiKeys]: props.data.apiKeys.tableName,
       [ENV.tableUsage]: props.data.usage.tableName,
       [ENV.tableJobs]: props.data.jobs.tableName,
@@ -249,7 +251,12 @@ export class ChatService extends Construct {
       [ENV.redisPort]: String(props.cache.port),
       [ENV.redisTls]: 'true',
       ...(props.cache.mode === 'serverless' && { [ENV.redisCluster]: 'true' }),
-      ...(props.openaiBaseUrl !== undefined && { [ENV.openaiBaseUrl]: props.openaiBaseUrl }),
+      ...(props.openAiCompatibleBaseUrl !== undefined && {
+        [ENV.openaiBaseUrl]: props.openAiCompatibleBaseUrl,
+      }),
+      ...(props.secretRefreshInterval !== undefined && {
+        [ENV.secretRefreshMs]: String(props.secretRefreshInterval.toMilliseconds()),
+      }),
       ...(props.serviceConfigJson !== undefined && { [ENV.configJson]: props.serviceConfigJson }),
       ...(props.limiterFailureMode !== undefined && { [ENV.limiterFailureMode]: props.limiterFailureMode }),
       ...(props.queueMaxDepth !== undefined && { [ENV.queueMaxDepth]: String(props.queueMaxDepth) }),
@@ -259,15 +266,17 @@ export class ChatService extends Construct {
     };
     const secrets: Record<string, ecs.Secret> = {
       [ENV.adminApiKey]: ecs.Secret.fromSecretsManager(props.adminApiKey),
-      [ENV.openaiApiKey]: ecs.Secret.fromSecretsManager(props.upstreamApiKey),
       [ENV.redisAuthToken]: ecs.Secret.fromSecretsManager(props.cache.authToken),
     };
-    for (const [variable, secret] of Object.entries(props.extraApiKeys ?? {})) {
+    // A provider key is injected at start and read again by the app (its ARN, the task role's
+    // read grant below): a rotated key reaches running tasks without a deployment.
+    for (const [variable, secret] of Object.entries(props.providerKeys ?? {})) {
       secrets[variable] = ecs.Secret.fromSecretsManager(secret);
+      environment[secretArnVariable(variable)] = secret.secretArn;
     }
 
     const healthUrl = `http://127.0.0.1:${CONTAINER_PORT}${HEALTH_PATH}`;
-    taskDefinition.addContainer('api', {
+    const container = taskDefinition.addContainer('api', {
       image: ecs.ContainerImage.fromAsset(props.sourceRoot, {
         file: 'container/Dockerfile',
         platform: architecture === ecs.CpuArchitecture.ARM64 ? Platform.LINUX_ARM64 : Platform.LINUX_AMD64,
@@ -285,7 +294,7 @@ export class ChatService extends Construct {
         maxBufferSize: Size.mebibytes(25),
       }),
       healthCheck: {
-        // node:22-slim has no curl; Node's fetch does the probe.
+        // node:24-slim has no curl; Node's fetch does the probe.
         command: [
           'CMD',
           'node',
@@ -297,9 +306,17 @@ export class ChatService extends Construct {
         retries: 3,
         startPeriod: Duration.seconds(30),
       },
-      stopTimeout: Duration.seconds(FIXED.stopTimeoutSeconds),
+      stopTimeout: Duration.seconds(stop.stopTimeoutSeconds),
       ulimits: [{ name: ecs.UlimitName.NOFILE, softLimit: 65536, hardLimit: 65536 }],
+      // The app writes nothing but temporary files; /tmp is a task volume.
+      readonlyRootFilesystem: true,
+      // The image's unprivileged user, stated in the task definition too (CT.ECS.PR.3).
+      user: 'node',
+      // The task's memory as the container's hard limit (CT.ECS.PR.7).
+      memoryLimitMiB: props.memoryLimitMiB ?? 512,
     });
+    taskDefinition.addVolume({ name: 'tmp' });
+    container.addMountPoints({ sourceVolume: 'tmp', containerPath: '/tmp', readOnly: false });
 
     const loadBalancerSecurityGroup = new ec2.SecurityGroup(this, 'LoadBalancerSecurityGroup', {
       vpc: props.vpc,
@@ -323,11 +340,14 @@ export class ChatService extends Construct {
 
     if (props.accessLogs) {
       this.accessLogBucket = new s3.Bucket(this, 'AccessLogs', {
+        // ALB access logs support SSE-S3 only (not SSE-KMS).
         encryption: s3.BucketEncryption.S3_MANAGED,
         enforceSSL: true,
+        // Log objects are never overwritten: versioning only guards against deletion.
+        versioned: true,
         blockPublicAccess: s3.BlockPublicAccess.BLOCK_ALL,
         objectOwnership: s3.ObjectOwnership.BUCKET_OWNER_ENFORCED,
-        lifecycleRules: [{ expiration: Duration.days(90) }],
+        lifecycleRules: [{ expiration: Duration.days(90), noncurrentVersionExpiration: Duration.days(1) }],
         // Access logs are audit evidence: they outlive the stack.
         removalPolicy: RemovalPolicy.RETAIN,
       });
@@ -368,7 +388,6 @@ export class ChatService extends Construct {
       taskSubnets: props.taskSubnets,
       assignPublicIp: false,
       securityGroups: [taskSecurityGroup],
-      desiredCount: minTasks,
       minHealthyPercent: 100,
       maxHealthyPercent: 200,
       circuitBreaker: { enable: true, rollback: true },
@@ -397,9 +416,10 @@ export class ChatService extends Construct {
       healthyThresholdCount: hc.healthyThreshold,
       unhealthyThresholdCount: hc.unhealthyThreshold,
     });
+    // ECS deregisters a stopping task, waits this long for its streams, then sends SIGTERM.
     this.targetGroup.setAttribute(
       'deregistration_delay.timeout_seconds',
-      String(drainTimeout.toSeconds() + FIXED.deregistrationMarginSeconds),
+      String(stop.deregistrationDelaySeconds),
     );
     // Streams hold a connection for minutes; send new ones to the least busy task.
     this.targetGroup.setAttribute('load_balancing.algorithm.type', 'least_outstanding_requests');
@@ -419,10 +439,17 @@ export class ChatService extends Construct {
       scaleInCooldown: Duration.seconds(300),
     });
 
+    // Autoscaling owns the task count: a DesiredCount in the template would reset it to the
+    // minimum on every deploy (aws/aws-cdk#3919). A new service starts one task and scaling
+    // raises it to minTasks.
+    (this.service.service.node.defaultChild as ecs.CfnService).addPropertyDeletionOverride('DesiredCount');
+
     const taskRole = taskDefinition.taskRole;
     for (const table of ['apiKeys', 'usage', 'jobs', 'conversations', 'responses'] as const) {
       props.data.grant(taskRole, table, 'readWrite');
     }
+    for (const secret of Object.values(props.providerKeys ?? {})) secret.grantRead(taskRole);
+    for (const statement of props.providerStatements ?? []) taskRole.addToPrincipalPolicy(statement);
     // Send jobs; read both queues' depth for GET /admin/queue (sending includes attributes).
     props.queue.grantSendMessages(taskRole);
     props.deadLetterQueue.grant(taskRole, 'sqs:GetQueueAttributes');

@@ -48,6 +48,12 @@ export interface NetworkProps {
    */
   readonly interfaceEndpoints?: boolean;
   /**
+   * An interface endpoint for `bedrock-runtime` in the app subnets, so Bedrock calls stay off
+   * the NAT (about $7.30 per AZ per month plus $0.01/GB; needed for Bedrock without NAT).
+   * @default false
+   */
+  readonly bedrockEndpoint?: boolean;
+  /**
    * VPC flow logs (rejected traffic) to CloudWatch Logs.
    * @default true
    */
@@ -107,6 +113,8 @@ export class Network extends Construct {
             instanceType: new ec2.InstanceType(props.natInstanceType ?? 't4g.nano'),
             // Rules below admit the VPC only; the default would admit 0.0.0.0/0.
             defaultAllowedTraffic: ec2.NatTrafficDirection.OUTBOUND_ONLY,
+            // Its own address: the public subnets assign none on launch (only the NAT needs one).
+            associatePublicIpAddress: true,
           })
         : undefined;
 
@@ -117,7 +125,9 @@ export class Network extends Construct {
       natGateways,
       ...(natProvider && { natGatewayProvider: natProvider }),
       subnetConfiguration: [
-        { name: 'public', subnetType: ec2.SubnetType.PUBLIC, cidrMask: 24 },
+        // The load balancer and NAT gateways get their addresses themselves; nothing launched here
+        // gets a public IP by accident (Control Tower CT.EC2.PR.11).
+        { name: 'public', subnetType: ec2.SubnetType.PUBLIC, cidrMask: 24, mapPublicIpOnLaunch: false },
         { name: 'app', subnetType: appSubnetType, cidrMask: 22 },
         { name: 'data', subnetType: ec2.SubnetType.PRIVATE_ISOLATED, cidrMask: 26 },
       ],
@@ -144,18 +154,21 @@ export class Network extends Construct {
       );
     }
 
+    const services: Record<string, ec2.InterfaceVpcEndpointAwsService> = {};
     if (props.interfaceEndpoints ?? natGateways === 0) {
-      const services: Record<string, ec2.InterfaceVpcEndpointAwsService> = {
+      Object.assign(services, {
         EcrApi: ec2.InterfaceVpcEndpointAwsService.ECR,
         EcrDocker: ec2.InterfaceVpcEndpointAwsService.ECR_DOCKER,
         Logs: ec2.InterfaceVpcEndpointAwsService.CLOUDWATCH_LOGS,
         SecretsManager: ec2.InterfaceVpcEndpointAwsService.SECRETS_MANAGER,
         Sqs: ec2.InterfaceVpcEndpointAwsService.SQS,
-      };
-      for (const [name, service] of Object.entries(services)) {
-        const endpoint = vpc.addInterfaceEndpoint(name, { service, subnets: this.appSubnets, open: false });
-        endpoint.connections.allowFrom(ec2.Peer.ipv4(cidr), ec2.Port.tcp(443), 'HTTPS from the VPC');
-      }
+      });
+    }
+    if (props.bedrockEndpoint)
+      services['BedrockRuntime'] = ec2.InterfaceVpcEndpointAwsService.BEDROCK_RUNTIME;
+    for (const [name, service] of Object.entries(services)) {
+      const endpoint = vpc.addInterfaceEndpoint(name, { service, subnets: this.appSubnets, open: false });
+      endpoint.connections.allowFrom(ec2.Peer.ipv4(cidr), ec2.Port.tcp(443), 'HTTPS from the VPC');
     }
 
     if (props.flowLogs ?? true) {

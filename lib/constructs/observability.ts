@@ -1,4 +1,4 @@
-import { Aws, Duration } from 'aws-cdk-lib';
+import { Annotations, Aws, Duration } from 'aws-cdk-lib';
 import * as cloudwatch from 'aws-cdk-lib/aws-cloudwatch';
 import * as elbv2 from 'aws-cdk-lib/aws-elasticloadbalancingv2';
 import * as sns from 'aws-cdk-lib/aws-sns';
@@ -12,6 +12,7 @@ import {
   ElastiCacheClusterType,
   GraphWidgetType,
   MonitoringFacade,
+  multipleActions,
   SnsAlarmActionStrategy,
 } from 'cdk-monitoring-constructs';
 import { Construct } from 'constructs';
@@ -22,13 +23,54 @@ import type { Cache } from './cache';
 import type { ChatService } from './chat-service';
 import type { Data } from './data';
 
-/** The document holding one runbook paragraph per alarm. */
-export const RUNBOOK_DOCUMENT = 'README.md';
-
-/** The runbook link of an alarm (a heading `#### Runbook: <title>` in README.md). */
-export function runbookLink(slug: string): string {
-  return `${RUNBOOK_DOCUMENT}#runbook-${slug}`;
-}
+/**
+ * The first runbook steps of each alarm, carried in its description: an alarm arrives as an
+ * e-mail or a chat message, where a link into the repository's README means nothing. The full
+ * runbooks are the README's `#### Runbook: <title>` sections (slug = the heading's anchor), linked
+ * when `runbookUrl` says where the README is published.
+ */
+export const FIRST_STEPS: Readonly<Record<string, string>> = {
+  'p99-latency':
+    'First steps: compare time to first token with latency on the dashboard. TTFT up too: the provider is slow ' +
+    '(its status page, UpstreamErrors, retries in the API logs). Only latency up: longer answers or CPU-bound ' +
+    'tasks (ECS CPU near the target, tasks at service.maxTasks). Mitigate: raise service.maxTasks, or route the ' +
+    'model to a fallback.',
+  '5xx-rate':
+    'First steps: ELB 5xx (502/503/504) mean no healthy task answered: check the unhealthy-hosts alarm and the ' +
+    'ECS service events (deployments, stopped tasks; exit code 137 = out of memory). Target 5xx come from the ' +
+    'app: search the API log group for "level":"ERROR" and UpstreamErrors on the dashboard. A release caused ' +
+    'it: cdk deploy the previous commit.',
+  'unhealthy-hosts':
+    'First steps: GET /health fails only when the process is stuck or crashing (a Redis or DynamoDB outage ' +
+    'does not fail it): check the ECS stopped tasks (stop reason, exit code), CPU and memory, and the last log ' +
+    'lines of the task. Every new task failing: the last deployment, or a secret or image it needs, is bad.',
+  'queue-depth':
+    'First steps: the worker is not keeping up or not running: check the worker Lambda errors and throttles, ' +
+    'worker.maxConcurrency (a deliberate cap) and provider rate limits in the worker logs. Legitimate demand: ' +
+    "raise worker.maxConcurrency within the provider's limits.",
+  'oldest-message-age':
+    'First steps: the causes of queue depth; with a small depth, one message is retried again and again and ' +
+    'reaches the DLQ after 5 receives: find its jobId and the error it met in the worker logs.',
+  'dlq-not-empty':
+    'First steps: a job failed 5 times and the DLQ handler marked it failed: find why in the worker logs by ' +
+    'jobId. Messages staying in the DLQ mean the DLQ handler fails: check its logs. Once fixed, redrive from ' +
+    'the SQS console if the jobs should run again.',
+  'worker-errors':
+    'First steps: whole invocations failed (unhandled error, timeout, out of memory): search the worker log ' +
+    "group for the error or 'Task timed out'. Timeouts: lower worker.batchSize or raise worker.timeoutSeconds. " +
+    'Failed batches are retried, then end in the DLQ.',
+  'llm-cost-per-hour':
+    "First steps: 'LLM cost per hour by model' on the dashboard says which model, the usage table (rows by " +
+    'owner) says who. A runaway client: revoke or limit its key (PATCH /admin/keys/{id}). Legitimate: raise ' +
+    'alarms.costPerHourUsd or monthlyLlmBudgetUsd.',
+  'llm-cost-per-day':
+    'First steps: at this pace the month overruns monthlyLlmBudgetUsd. Investigate as for the hourly alarm; if ' +
+    'the growth is expected, raise monthlyLlmBudgetUsd and deploy so the thresholds follow.',
+  'cache-memory':
+    'First steps: the cache holds limits, budgets and the response cache, and evicts when full (Evictions ' +
+    'graph). Lower the response cache TTL or entry size in the service config, or move to a larger ' +
+    'cache.nodeType (or raise cache.serverlessMaxStorageGb).',
+};
 
 /** Alarm thresholds. Every field defaults to the small profile's value. */
 export interface AlarmThresholds {
@@ -107,6 +149,17 @@ export interface ObservabilityProps {
    * @default - no subscription
    */
   readonly alarmEmail?: string;
+  /**
+   * An existing SNS topic (on-call tooling, AWS Chatbot) every alarm also notifies.
+   * @default - none
+   */
+  readonly alarmTopicArn?: string;
+  /**
+   * Where the README is published (e.g. https://github.com/acme/tollgate/blob/main/README.md):
+   * each alarm then links its runbook section. Relative links mean nothing in a notification.
+   * @default - no link; the description carries the first steps
+   */
+  readonly runbookUrl?: string;
 }
 
 const FIVE_MINUTES = Duration.minutes(5);
@@ -148,6 +201,21 @@ export class Observability extends Construct {
     if (props.alarmEmail !== undefined) {
       this.topic.addSubscription(new subscriptions.EmailSubscription(props.alarmEmail));
     }
+    const topics = [this.topic];
+    if (props.alarmTopicArn !== undefined) {
+      topics.push(sns.Topic.fromTopicArn(this, 'ExistingAlarmTopic', props.alarmTopicArn) as sns.Topic);
+    }
+    if (props.alarmEmail === undefined && props.alarmTopicArn === undefined) {
+      Annotations.of(this).addWarningV2(
+        '@tollgate/no-alarm-target',
+        'NO ONE WILL BE NOTIFIED: no alarms.email and no alarms.topicArn, so every alarm goes to an SNS ' +
+          'topic without subscribers. Set one of them (or subscribe to the AlarmTopicArn output).',
+      );
+    }
+    const runbook = (slug: string, what: string) => ({
+      alarmDescriptionOverride: `${what} ${FIRST_STEPS[slug] ?? ''}`.trim(),
+      ...(props.runbookUrl !== undefined && { runbookLink: `${props.runbookUrl}#runbook-${slug}` }),
+    });
 
     const dashboardFactory = new DefaultDashboardFactory(this, 'Dashboards', {
       dashboardNamePrefix: `${props.name}-${Aws.REGION}`,
@@ -160,10 +228,11 @@ export class Observability extends Construct {
       alarmFactoryDefaults: {
         alarmNamePrefix: props.name,
         actionsEnabled: true,
-        action: new SnsAlarmActionStrategy({ onAlarmTopic: this.topic, onOkTopic: this.topic }),
+        action: multipleActions(
+          ...topics.map((topic) => new SnsAlarmActionStrategy({ onAlarmTopic: topic, onOkTopic: topic })),
+        ),
         datapointsToAlarm: 3,
         evaluationPeriods: 3,
-        runbookLink: `${RUNBOOK_DOCUMENT}#runbooks`,
       },
       metricFactoryDefaults: { namespace, period: FIVE_MINUTES },
       dashboardFactory,
@@ -237,8 +306,7 @@ export class Observability extends Construct {
             metric: app(METRICS.latency, cloudwatch.Stats.p(99), SERVICE_NAMES.api, 'p99'),
             alarmFriendlyName: 'ApiLatencyP99',
             addAlarm: above(t.p99LatencyMs, {
-              runbookLink: runbookLink('p99-latency'),
-              alarmDescriptionOverride: `p99 request latency above ${t.p99LatencyMs} ms for 15 minutes.`,
+              ...runbook('p99-latency', `p99 request latency above ${t.p99LatencyMs} ms for 15 minutes.`),
             }),
           },
         ],
@@ -257,6 +325,19 @@ export class Observability extends Construct {
           app(METRICS.upstreamErrors, cloudwatch.Stats.SUM, SERVICE_NAMES.api, 'Upstream errors'),
           app(METRICS.limiterFailOpen, cloudwatch.Stats.SUM, SERVICE_NAMES.api, 'Limiter fail-open'),
           app(METRICS.usageWriteFailures, cloudwatch.Stats.SUM, SERVICE_NAMES.api, 'Usage write failures'),
+          app(METRICS.keyLookupFailures, cloudwatch.Stats.SUM, SERVICE_NAMES.api, 'Key table read failures'),
+          app(
+            METRICS.catalogueDiscoveryFailures,
+            cloudwatch.Stats.SUM,
+            SERVICE_NAMES.api,
+            'Model discovery failures',
+          ),
+          app(
+            METRICS.secretRefreshFailures,
+            cloudwatch.Stats.SUM,
+            SERVICE_NAMES.api,
+            'Secret refresh failures',
+          ),
         ],
       },
       {
@@ -302,8 +383,7 @@ export class Observability extends Construct {
             addAlarm: above(t.costPerHourUsd, {
               ...once,
               period: ONE_HOUR,
-              runbookLink: runbookLink('llm-cost-per-hour'),
-              alarmDescriptionOverride: `LLM spend above $${t.costPerHourUsd} in one hour.`,
+              ...runbook('llm-cost-per-hour', `LLM spend above $${t.costPerHourUsd} in one hour.`),
             }),
           },
           {
@@ -313,8 +393,7 @@ export class Observability extends Construct {
             addAlarm: above(t.costPerDayUsd, {
               ...once,
               period: ONE_DAY,
-              runbookLink: runbookLink('llm-cost-per-day'),
-              alarmDescriptionOverride: `LLM spend above $${t.costPerDayUsd} in 24 hours.`,
+              ...runbook('llm-cost-per-day', `LLM spend above $${t.costPerDayUsd} in 24 hours.`),
             }),
           },
         ],
@@ -363,8 +442,10 @@ export class Observability extends Construct {
               metric: errorRate,
               alarmFriendlyName: 'Http5xxRate',
               addAlarm: above(t.error5xxRatePercent, {
-                runbookLink: runbookLink('5xx-rate'),
-                alarmDescriptionOverride: `More than ${t.error5xxRatePercent}% of requests answered 5xx for 15 minutes.`,
+                ...runbook(
+                  '5xx-rate',
+                  `More than ${t.error5xxRatePercent}% of requests answered 5xx for 15 minutes.`,
+                ),
               }),
             },
           ],
@@ -391,8 +472,7 @@ export class Observability extends Construct {
       addUnhealthyTaskCountAlarm: {
         Critical: {
           maxUnhealthyTasks: t.unhealthyHosts,
-          runbookLink: runbookLink('unhealthy-hosts'),
-          alarmDescriptionOverride: 'Load balancer targets failing GET /health for 15 minutes.',
+          ...runbook('unhealthy-hosts', 'Load balancer targets failing GET /health for 15 minutes.'),
         },
       },
     });
@@ -407,15 +487,16 @@ export class Observability extends Construct {
       addQueueMaxSizeAlarm: {
         Warning: {
           maxMessageCount: t.queueDepth,
-          runbookLink: runbookLink('queue-depth'),
-          alarmDescriptionOverride: `More than ${t.queueDepth} jobs waiting for 15 minutes.`,
+          ...runbook('queue-depth', `More than ${t.queueDepth} jobs waiting for 15 minutes.`),
         },
       },
       addQueueMaxMessageAgeAlarm: {
         Warning: {
           maxAgeInSeconds: t.oldestMessageAgeSeconds,
-          runbookLink: runbookLink('oldest-message-age'),
-          alarmDescriptionOverride: `The oldest job has waited more than ${t.oldestMessageAgeSeconds} s.`,
+          ...runbook(
+            'oldest-message-age',
+            `The oldest job has waited more than ${t.oldestMessageAgeSeconds} s.`,
+          ),
         },
       },
     });
@@ -446,9 +527,10 @@ export class Observability extends Construct {
               alarmFriendlyName: 'JobsDlqNotEmpty',
               addAlarm: above(0, {
                 ...once,
-                runbookLink: runbookLink('dlq-not-empty'),
-                alarmDescriptionOverride:
-                  'Job messages reached the dead-letter queue (3 failed receives) or are waiting there.',
+                ...runbook(
+                  'dlq-not-empty',
+                  'Job messages reached the dead-letter queue (5 failed receives) or are waiting there.',
+                ),
               }),
             },
           ],
@@ -463,8 +545,7 @@ export class Observability extends Construct {
         Critical: {
           maxErrorCount: t.workerErrors,
           ...once,
-          runbookLink: runbookLink('worker-errors'),
-          alarmDescriptionOverride: 'The worker Lambda failed whole invocations (not single records).',
+          ...runbook('worker-errors', 'The worker Lambda failed whole invocations (not single records).'),
         },
       },
     });
@@ -504,8 +585,7 @@ export class Observability extends Construct {
               metric: cache.metricMemoryUsagePercent(FIVE_MINUTES),
               alarmFriendlyName: 'CacheMemory',
               addAlarm: above(t.redisMemoryPercent, {
-                runbookLink: runbookLink('cache-memory'),
-                alarmDescriptionOverride: `Cache memory above ${t.redisMemoryPercent}% for 15 minutes.`,
+                ...runbook('cache-memory', `Cache memory above ${t.redisMemoryPercent}% for 15 minutes.`),
               }),
             },
           ],

@@ -1,4 +1,5 @@
-import type { RemovalPolicy } from 'aws-cdk-lib';
+import type { Duration, RemovalPolicy } from 'aws-cdk-lib';
+import type * as iam from 'aws-cdk-lib/aws-iam';
 import type * as logs from 'aws-cdk-lib/aws-logs';
 import type * as secretsmanager from 'aws-cdk-lib/aws-secretsmanager';
 import type { Data } from './data';
@@ -8,25 +9,41 @@ export type LogLevel = 'DEBUG' | 'INFO' | 'WARN' | 'ERROR';
 
 /**
  * What the chat service and the async worker both run with: the same runtime code, tables,
- * upstream credentials and telemetry settings.
+ * service config, provider access and telemetry settings.
  */
 export interface RuntimeProps {
   /** Absolute path of the repository root (the image's build context, the Lambdas' bundling root). */
   readonly sourceRoot: string;
   /** The tables. */
   readonly data: Data;
-  /** The upstream provider key. */
-  readonly upstreamApiKey: secretsmanager.ISecret;
   /**
-   * Extra upstream keys by environment variable name.
-   * @default {}
+   * Provider keys by environment variable (OPENAI_API_KEY, and each `apiKeyEnv` of the
+   * catalogue): the variable gets the secret's value, `<VAR>_SECRET_ARN` its ARN (read again
+   * every `secretRefreshInterval`), and the runtime role may read it.
+   * @default {} (no OpenAI-compatible model)
    */
-  readonly extraApiKeys?: Readonly<Record<string, secretsmanager.ISecret>>;
+  readonly providerKeys?: Readonly<Record<string, secretsmanager.ISecret>>;
   /**
-   * Upstream base URL (OPENAI_BASE_URL).
+   * What the runtime roles may do at the providers (Bedrock: invoke the configured models).
+   * @default [] (none)
+   */
+  readonly providerStatements?: readonly iam.PolicyStatement[];
+  /**
+   * Base URL of OpenAI-compatible entries that name none (OPENAI_BASE_URL); with no catalogue,
+   * the models it lists are served.
    * @default - the runtime's default
    */
-  readonly openaiBaseUrl?: string;
+  readonly openAiCompatibleBaseUrl?: string;
+  /**
+   * The service config (catalogue, tiers) as compact JSON.
+   * @default - none (the runtime's defaults)
+   */
+  readonly serviceConfigJson?: string;
+  /**
+   * How often the runtime reads provider keys again (TOLLGATE_SECRET_REFRESH_MS).
+   * @default - the runtime's default (5 minutes)
+   */
+  readonly secretRefreshInterval?: Duration;
   /**
    * CloudWatch namespace of the EMF metrics.
    * @default DEFAULT_METRICS_NAMESPACE

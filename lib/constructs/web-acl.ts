@@ -18,9 +18,28 @@ export interface ApiWebAclProps {
 }
 
 /**
- * A regional WAFv2 web ACL for the API's load balancer: AWS managed common rules (with
- * `SizeRestrictions_BODY` only counted, because chat bodies legitimately exceed 8 KB),
- * known bad inputs, and a per-IP rate limit.
+ * Rules of the AWS managed groups that inspect the request body, counted instead of blocking.
+ * Every body this API accepts is a prompt or a chat history: users paste HTML, JavaScript, file
+ * paths, URLs, log lines (a `${jndi:...}` string asking about Log4Shell) and bodies over 8 KB all
+ * the time, and these rules would answer them 403 with no OpenAI error a client understands. The
+ * gateway never renders, includes, fetches or deserializes what a prompt contains, so what these
+ * rules protect against has no target here; counting keeps them visible in the WAF metrics.
+ * Header, URI, query string and cookie rules still block.
+ */
+export const COUNTED_BODY_RULES = {
+  AWSManagedRulesCommonRuleSet: [
+    'SizeRestrictions_BODY',
+    'CrossSiteScripting_BODY',
+    'GenericLFI_BODY',
+    'GenericRFI_BODY',
+    'EC2MetaDataSSRF_BODY',
+  ],
+  AWSManagedRulesKnownBadInputsRuleSet: ['JavaDeserializationRCE_BODY', 'Log4JRCE_BODY'],
+} as const;
+
+/**
+ * A regional WAFv2 web ACL for the API's load balancer: AWS managed common rules and known bad
+ * inputs, with their body rules only counted ({@link COUNTED_BODY_RULES}), and a per-IP rate limit.
  */
 export class ApiWebAcl extends Construct {
   readonly webAcl: wafv2.CfnWebACL;
@@ -35,21 +54,17 @@ export class ApiWebAcl extends Construct {
     });
     const managed = (
       priority: number,
-      name: string,
-      overrides: wafv2.CfnWebACL.RuleActionOverrideProperty[] = [],
-    ): wafv2.CfnWebACL.RuleProperty => ({
-      name,
-      priority,
-      overrideAction: { none: {} },
-      statement: {
-        managedRuleGroupStatement: {
-          vendorName: 'AWS',
-          name,
-          ...(overrides.length > 0 && { ruleActionOverrides: overrides }),
-        },
-      },
-      visibilityConfig: visibility(name),
-    });
+      name: keyof typeof COUNTED_BODY_RULES,
+    ): wafv2.CfnWebACL.RuleProperty => {
+      const overrides = COUNTED_BODY_RULES[name].map((rule) => ({ name: rule, actionToUse: { count: {} } }));
+      return {
+        name,
+        priority,
+        overrideAction: { none: {} },
+        statement: { managedRuleGroupStatement: { vendorName: 'AWS', name, ruleActionOverrides: overrides } },
+        visibilityConfig: visibility(name),
+      };
+    };
 
     this.webAcl = new wafv2.CfnWebACL(this, 'WebAcl', {
       scope: 'REGIONAL',
@@ -65,9 +80,7 @@ export class ApiWebAcl extends Construct {
           },
           visibilityConfig: visibility('rate-limit'),
         },
-        managed(1, 'AWSManagedRulesCommonRuleSet', [
-          { name: 'SizeRestrictions_BODY', actionToUse: { count: {} } },
-        ]),
+        managed(1, 'AWSManagedRulesCommonRuleSet'),
         managed(2, 'AWSManagedRulesKnownBadInputsRuleSet'),
       ],
     });

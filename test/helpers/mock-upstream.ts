@@ -100,6 +100,11 @@ export interface MockUpstream {
   setDefault(model: string, script: MockScript): void;
   /** Ids `GET /v1/models` lists. Default `['mock-small', 'mock-large']`. */
   models: string[];
+  /**
+   * When set, every request must carry `Authorization: Bearer <apiKey>` or gets OpenAI's 401
+   * `invalid_api_key` (a placeholder or rotated-away key). Default null: any key.
+   */
+  apiKey: string | null;
   /** Clears queues, recorded requests and per-model defaults; `'*'` goes back to the greeting. */
   reset(): void;
   /** Resolves once `n` chat completion requests arrived since start / the last reset. */
@@ -234,11 +239,21 @@ export async function startMockUpstream(opts: { port?: number } = {}): Promise<M
   };
 
   let models = DEFAULT_MODELS.slice();
+  let apiKey: string | null = null;
   const server = createServer((req, res) => {
     req.on('error', ignore);
     const url = req.url ?? '/';
     const q = url.indexOf('?');
     const path = q === -1 ? url : url.slice(0, q);
+    if (apiKey !== null && req.headers.authorization !== `Bearer ${apiKey}`) {
+      req.resume();
+      sendJson(
+        res,
+        401,
+        errorBody('Incorrect API key provided.', 'invalid_request_error', 'invalid_api_key'),
+      );
+      return;
+    }
     if (
       req.method === 'POST' &&
       (path === '/v1/chat/completions' ||
@@ -294,6 +309,12 @@ export async function startMockUpstream(opts: { port?: number } = {}): Promise<M
     set models(ids: string[]) {
       models = ids;
     },
+    get apiKey() {
+      return apiKey;
+    },
+    set apiKey(key: string | null) {
+      apiKey = key;
+    },
     enqueue(model, ...scripts) {
       const q = queues.get(model);
       if (q) q.push(...scripts);
@@ -309,6 +330,7 @@ export async function startMockUpstream(opts: { port?: number } = {}): Promise<M
       requests.length = 0;
       received = 0;
       models = DEFAULT_MODELS.slice();
+      apiKey = null;
     },
     waitForRequests(n, timeoutMs = 5_000) {
       if (received >= n) return Promise.resolve();

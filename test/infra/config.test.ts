@@ -1,13 +1,13 @@
 import { spawnSync } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { readFileSync, rmSync } from 'node:fs';
 import * as path from 'node:path';
 import { z } from 'zod';
 import {
   ConfigError,
   configInputSchema,
-  loadServiceConfigFile,
   mergeConfigLayers,
   parseConfig,
+  resolveServiceConfig,
   resolveStackEnvironment,
 } from '../../lib/config';
 import { PROFILES } from '../../lib/defaults';
@@ -244,15 +244,17 @@ describe('resolveStackEnvironment', () => {
 
 describe('config files', () => {
   it('reads a YAML service config as compact JSON', () => {
-    const file = loadServiceConfigFile(path.join(__dirname, 'fixtures', 'tollgate.config.yaml'));
-    expect(JSON.parse(file.json)).toMatchObject({ models: [{ id: 'gpt-4o-mini' }, { id: 'sim-small' }] });
+    const config = parseConfig({ serviceConfigFile: 'test/infra/fixtures/tollgate.config.yaml' });
+    const file = resolveServiceConfig(config, SOURCE_ROOT);
+    expect(JSON.parse(String(file.json))).toMatchObject({
+      models: [{ id: 'gpt-4o-mini' }, { id: 'sim-small' }],
+    });
     expect(file.json).not.toContain('\n');
   });
 
   it('names serviceConfigFile when the file is missing', () => {
-    expect(badFields(() => loadServiceConfigFile(path.join(__dirname, 'fixtures', 'missing.json')))).toEqual([
-      'serviceConfigFile',
-    ]);
+    const config = parseConfig({ serviceConfigFile: 'test/infra/fixtures/missing.json' });
+    expect(badFields(() => resolveServiceConfig(config, SOURCE_ROOT))).toEqual(['serviceConfigFile']);
   });
 
   it('merges layers key by key, later layers winning', () => {
@@ -265,6 +267,50 @@ describe('config files', () => {
 });
 
 describe('bin/app.ts', () => {
+  let synths = 0;
+  /** The CDK app as the CLI runs it, without AWS settings in the environment (no bundling). */
+  function synth(context: Record<string, unknown>, env: Record<string, string> = {}) {
+    const clean = Object.fromEntries(
+      Object.entries(process.env).filter(
+        ([k]) =>
+          !/^(AWS_REGION|AWS_DEFAULT_REGION|AWS_PROFILE|CDK_DEFAULT_REGION|CDK_DEFAULT_ACCOUNT)$/.test(k),
+      ),
+    );
+    const outdir = path.join(SOURCE_ROOT, 'cdk.out', `test-synth-${process.pid}-${++synths}`);
+    rmSync(outdir, { recursive: true, force: true });
+    const result = spawnSync(process.execPath, [require.resolve('tsx/cli'), 'bin/app.ts'], {
+      cwd: SOURCE_ROOT,
+      encoding: 'utf8',
+      env: {
+        ...clean,
+        ...env,
+        CDK_OUTDIR: outdir,
+        CDK_CONTEXT_JSON: JSON.stringify({ 'aws:cdk:bundling-stacks': [], ...context }),
+      },
+    });
+    return { ...result, outdir };
+  }
+
+  it('synthesizes the default small profile with no region anywhere (fault 13)', () => {
+    const r = synth({ tollgate: { environment: 'dev' } });
+    expect(r.stderr).not.toContain('Invalid Tollgate deployment config');
+    expect(r.status).toBe(0);
+    const template = JSON.parse(readFileSync(path.join(r.outdir, 'Tollgate-dev.template.json'), 'utf8'));
+    expect(template.Resources).toBeDefined();
+    // Environment-agnostic: no region was invented.
+    expect(readFileSync(path.join(r.outdir, 'Tollgate-dev.metadata.json'), 'utf8')).not.toContain(
+      'implicit-region',
+    );
+  }, 120_000);
+
+  it('says so when a region-bound feature takes the region the CLI chose', () => {
+    const r = synth({ tollgate: { environment: 'prod' } }, { CDK_DEFAULT_REGION: 'us-east-1' });
+    expect(r.status).toBe(0);
+    // The CLI prints the assembly's warnings: here is one.
+    const metadata = readFileSync(path.join(r.outdir, 'Tollgate-prod.metadata.json'), 'utf8');
+    expect(metadata).toContain('pinned to us-east-1, taken from the CDK CLI');
+  }, 120_000);
+
   it('fails synth with one message naming every bad field', () => {
     const result = spawnSync(process.execPath, [require.resolve('tsx/cli'), 'bin/app.ts'], {
       cwd: SOURCE_ROOT,

@@ -9,9 +9,10 @@ import { Template } from 'aws-cdk-lib/assertions';
 import { AwsSolutionsChecks } from 'cdk-nag';
 import type { IConstruct } from 'constructs';
 import {
-  loadServiceConfigFile,
   parseConfig,
+  resolveServiceConfig,
   resolveStackEnvironment,
+  type ServiceConfigBundle,
   type TollgateConfig,
   type TollgateConfigInput,
 } from '../../lib/config';
@@ -58,6 +59,14 @@ export interface BuildOptions {
   readonly bundle?: boolean;
   /** Extra context, e.g. cached lookups. @default {} */
   readonly context?: Record<string, unknown>;
+  /**
+   * The service config as `resolveServiceConfig` would give it, for catalogues the runtime's
+   * schema on this branch does not know yet.
+   * @default - resolveServiceConfig(config)
+   */
+  readonly serviceConfig?: ServiceConfigBundle;
+  /** An output directory (to read staged assets afterwards). @default - a temporary one */
+  readonly outdir?: string;
 }
 
 /** A cached `Vpc.fromLookup` answer: two AZs with public and private subnets. */
@@ -107,21 +116,18 @@ export interface Built {
 export function buildStack(input: TollgateConfigInput, options: BuildOptions = {}): Built {
   const config = parseConfig(input);
   const app = new App({
+    ...(options.outdir !== undefined && { outdir: options.outdir }),
     context: {
       ...cdkJsonContext(),
       ...(options.bundle === false && { 'aws:cdk:bundling-stacks': [] }),
       ...options.context,
     },
   });
-  const serviceConfig =
-    config.serviceConfigFile !== undefined
-      ? loadServiceConfigFile(path.resolve(SOURCE_ROOT, config.serviceConfigFile))
-      : undefined;
   const stack = new TollgateStack(app, stackName(config.environment), {
     config,
     sourceRoot: SOURCE_ROOT,
     env: options.env ?? resolveStackEnvironment(config, {}),
-    ...(serviceConfig !== undefined && { serviceConfig }),
+    serviceConfig: options.serviceConfig ?? resolveServiceConfig(config, SOURCE_ROOT),
   });
   // The validation report repeats synth warnings on stderr; tests assert on them instead.
   const quiet = jest.spyOn(console, 'error').mockImplementation(() => undefined);
@@ -185,6 +191,26 @@ export function logicalId(stack: Stack, construct: IConstruct): string {
   if (!cfn || !CfnElement.isCfnElement(cfn))
     throw new Error(`${construct.node.path} has no CloudFormation resource`);
   return stack.resolve(stack.getLogicalId(cfn)) as string;
+}
+
+/** Statements of every IAM policy attached to a role (by the role's construct). */
+export function statementsOf(built: Built, role: IConstruct): Array<Record<string, unknown>> {
+  const id = logicalId(built.stack, role);
+  return Object.values(resourcesOf(built.template, 'AWS::IAM::Policy'))
+    .filter((p) => JSON.stringify(p.Properties?.['Roles']).includes(id))
+    .flatMap(
+      (p) =>
+        (p.Properties?.['PolicyDocument'] as { Statement: Array<Record<string, unknown>> } | undefined)
+          ?.Statement ?? [],
+    );
+}
+
+/** Environment variables of a Lambda function (by its construct). */
+export function functionEnvironment(built: Built, fn: IConstruct): Record<string, unknown> {
+  const f = resourcesOf(built.template, 'AWS::Lambda::Function')[logicalId(built.stack, fn)];
+  return (
+    (f?.Properties?.['Environment'] as { Variables?: Record<string, unknown> } | undefined)?.Variables ?? {}
+  );
 }
 
 /** Container environment of the chat service as a name -> value map. */

@@ -13,6 +13,7 @@ import {
   SERVICE_NAMES,
   TABLES,
 } from '../../container/src/contract';
+import { FIRST_STEPS } from '../../lib/constructs/observability';
 import { FIXED } from '../../lib/defaults';
 import {
   alarmsByName,
@@ -45,18 +46,23 @@ describe('default stack', () => {
     expect(nagFindings(built.app, 'warning')).toEqual([]);
   });
 
-  it('warns at synth time that the API is HTTP only', () => {
+  it('warns at synth time that the API is HTTP only and that alarms notify nobody', () => {
     expect(warnings(built.stack)).toEqual([
       { path: 'Tollgate-dev/ChatService', message: expect.stringContaining('plain HTTP') },
+      { path: 'Tollgate-dev/Observability', message: expect.stringContaining('NO ONE WILL BE NOTIFIED') },
     ]);
   });
 });
 
 describe('network', () => {
-  it('spans two AZs with public, app and data subnets', () => {
+  it('spans two AZs with public, app and data subnets; none assigns public IPs on launch', () => {
     const subnets = Object.values(resourcesOf(template, 'AWS::EC2::Subnet'));
     expect(subnets).toHaveLength(6);
-    expect(subnets.filter((s) => s.Properties?.['MapPublicIpOnLaunch'] === true)).toHaveLength(2);
+    expect(subnets.filter((s) => s.Properties?.['MapPublicIpOnLaunch'] === true)).toHaveLength(0);
+    // The NAT instance asks for its own address.
+    template.hasResourceProperties('AWS::EC2::Instance', {
+      NetworkInterfaces: [Match.objectLike({ AssociatePublicIpAddress: true })],
+    });
   });
 
   it('has a DynamoDB gateway endpoint', () => {
@@ -83,11 +89,12 @@ describe('network', () => {
     template.hasResourceProperties('AWS::EC2::FlowLog', { TrafficType: 'REJECT' });
   });
 
-  it('chains security groups: internet -> ALB -> tasks -> cache', () => {
+  it('chains security groups: internet -> ALB -> tasks -> cache, and worker -> cache', () => {
     const s = built.stack;
     const albSg = logicalId(s, s.chatService.loadBalancer.connections.securityGroups[0]!);
     const taskSg = logicalId(s, s.chatService.service.service.connections.securityGroups[0]!);
     const cacheSg = logicalId(s, s.cache.connections.securityGroups[0]!);
+    const workerSg = logicalId(s, s.asyncWorker.securityGroup!);
     const ingress = Object.values(resourcesOf(template, 'AWS::EC2::SecurityGroupIngress')).map(
       (r) => r.Properties!,
     );
@@ -100,13 +107,21 @@ describe('network', () => {
         SourceSecurityGroupId: { 'Fn::GetAtt': [albSg, 'GroupId'] },
       }),
     ]);
-    expect(into(cacheSg)).toEqual([
-      expect.objectContaining({
-        FromPort: 6379,
-        ToPort: 6379,
-        SourceSecurityGroupId: { 'Fn::GetAtt': [taskSg, 'GroupId'] },
-      }),
-    ]);
+    expect(into(cacheSg)).toEqual(
+      expect.arrayContaining([
+        expect.objectContaining({
+          FromPort: 6379,
+          ToPort: 6379,
+          SourceSecurityGroupId: { 'Fn::GetAtt': [taskSg, 'GroupId'] },
+        }),
+        expect.objectContaining({
+          FromPort: 6379,
+          ToPort: 6379,
+          SourceSecurityGroupId: { 'Fn::GetAtt': [workerSg, 'GroupId'] },
+        }),
+      ]),
+    );
+    expect(into(cacheSg)).toHaveLength(2);
     // The cache's own security group carries no inline ingress from anywhere else.
     const cacheGroup = resourcesOf(template, 'AWS::EC2::SecurityGroup')[cacheSg]!;
     expect(cacheGroup.Properties?.['SecurityGroupIngress']).toBeUndefined();
@@ -128,10 +143,17 @@ describe('chat service', () => {
     });
   });
 
+  it('leaves the task count to autoscaling: no DesiredCount a deploy would reset (aws/aws-cdk#3919)', () => {
+    const { Properties } = onlyResource(template, 'AWS::ECS::Service');
+    expect(Properties).not.toHaveProperty('DesiredCount');
+    template.hasResourceProperties('AWS::ApplicationAutoScaling::ScalableTarget', {
+      MinCapacity: built.config.service.minTasks,
+    });
+  });
+
   it('deploys with circuit breaker rollback, 100% min healthy and no public IPs', () => {
     template.hasResourceProperties('AWS::ECS::Service', {
       LaunchType: 'FARGATE',
-      DesiredCount: built.config.service.minTasks,
       DeploymentConfiguration: {
         DeploymentCircuitBreaker: { Enable: true, Rollback: true },
         MinimumHealthyPercent: 100,
@@ -141,7 +163,7 @@ describe('chat service', () => {
     });
   });
 
-  it('has a container health check on the liveness path and a 120 s stop timeout', () => {
+  it('has a container health check on the liveness path, a 120 s stop timeout and a read-only root filesystem', () => {
     template.hasResourceProperties('AWS::ECS::TaskDefinition', {
       ContainerDefinitions: [
         Match.objectLike({
@@ -153,29 +175,54 @@ describe('chat service', () => {
           }),
           StopTimeout: 120,
           LogConfiguration: Match.objectLike({ LogDriver: 'awslogs' }),
+          ReadonlyRootFilesystem: true,
+          MountPoints: [{ ContainerPath: '/tmp', SourceVolume: 'tmp', ReadOnly: false }],
         }),
       ],
+      Volumes: [{ Name: 'tmp' }],
     });
   });
 
-  it('drains for less than the stop timeout, and the target group waits at least as long', () => {
-    const env = containerEnvironment(template);
-    const drainMs = Number(env[ENV.drainTimeoutMs]);
-    expect(drainMs).toBe(110_000);
-    expect(drainMs).toBeLessThan(FIXED.stopTimeoutSeconds * 1000);
+  it('lets a stream of service.longestStreamSeconds finish on a stop: deregistration delay, stop timeout and drain from it', () => {
+    const longest = built.config.service.longestStreamSeconds;
+    expect(longest).toBe(300);
     const tg = onlyResource(template, 'AWS::ElasticLoadBalancingV2::TargetGroup').Properties;
     const attrs = tg['TargetGroupAttributes'] as Array<{ Key: string; Value: string }>;
     const delay = Number(attrs.find((a) => a.Key === 'deregistration_delay.timeout_seconds')?.Value);
-    expect(delay * 1000).toBeGreaterThanOrEqual(drainMs);
+    // ECS sends SIGTERM only after the delay: the load balancer keeps the stream that long.
+    expect(delay).toBeGreaterThanOrEqual(longest);
+    expect(delay).toBe(longest + FIXED.deregistrationMarginSeconds);
+    const { Properties } = onlyResource(template, 'AWS::ECS::TaskDefinition');
+    const container = (Properties['ContainerDefinitions'] as Array<Record<string, unknown>>)[0]!;
+    const stopTimeout = Number(container['StopTimeout']);
+    const drainMs = Number(containerEnvironment(template)[ENV.drainTimeoutMs]);
+    // After SIGTERM: the grace, the drain and the usage flush fit before the SIGKILL.
+    expect(FIXED.drainGraceSeconds + drainMs / 1000 + FIXED.usageFlushReserveSeconds).toBeLessThanOrEqual(
+      stopTimeout,
+    );
+    expect(stopTimeout).toBeLessThanOrEqual(FIXED.stopTimeoutSeconds);
+  });
+
+  it('keeps idle connections open longer than the load balancer does (the same constant)', () => {
+    const keepAliveMs = Number(containerEnvironment(template)[ENV.keepAliveTimeoutMs]);
+    const lb = onlyResource(template, 'AWS::ElasticLoadBalancingV2::LoadBalancer').Properties;
+    const idle = Number(
+      (lb['LoadBalancerAttributes'] as Array<{ Key: string; Value: string }>).find(
+        (a) => a.Key === 'idle_timeout.timeout_seconds',
+      )?.Value,
+    );
+    expect(idle).toBe(600);
+    expect(keepAliveMs).toBeGreaterThanOrEqual(605_000);
+    expect(keepAliveMs).toBeGreaterThan(idle * 1000);
   });
 
   it('passes secrets from Secrets Manager, never as plain environment values', () => {
     const { Properties } = onlyResource(template, 'AWS::ECS::TaskDefinition');
     const container = (Properties['ContainerDefinitions'] as Array<Record<string, unknown>>)[0]!;
     const secrets = container['Secrets'] as Array<{ Name: string; ValueFrom: unknown }>;
-    expect(secrets.map((s) => s.Name).sort()).toEqual(
-      [ENV.openaiApiKey, ENV.redisAuthToken, ENV.adminApiKey].sort(),
-    );
+    // The default catalogue is the simulator: no provider key, so no provider secret at all.
+    expect(secrets.map((s) => s.Name).sort()).toEqual([ENV.redisAuthToken, ENV.adminApiKey].sort());
+    expect(built.stack.secrets.providerKeys).toEqual({});
     for (const s of secrets) expect(JSON.stringify(s.ValueFrom)).toMatch(/"Ref":"(Secrets|Cache)/);
     const env = containerEnvironment(template);
     for (const name of [ENV.openaiApiKey, ENV.redisAuthToken, ENV.adminApiKey])
@@ -441,36 +488,60 @@ describe('async path', () => {
     }
   });
 
-  it('redrives to the DLQ after 3 receives, with visibility >= 6x the worker timeout', () => {
+  it('redrives to the DLQ after 5 receives (AWS: at least 5 for Lambda), with visibility >= 6x the worker timeout', () => {
     const s = built.stack;
     const queue = resourcesOf(template, 'AWS::SQS::Queue')[logicalId(s, s.asyncWorker.queue)]!.Properties!;
     expect(queue['RedrivePolicy']).toEqual({
       deadLetterTargetArn: { 'Fn::GetAtt': [logicalId(s, s.asyncWorker.deadLetterQueue), 'Arn'] },
-      maxReceiveCount: 3,
+      maxReceiveCount: 5,
     });
     const worker = resourcesOf(template, 'AWS::Lambda::Function')[logicalId(s, s.asyncWorker.worker)]!
       .Properties!;
     expect(Number(queue['VisibilityTimeout'])).toBeGreaterThanOrEqual(6 * Number(worker['Timeout']));
   });
 
-  it('runs the worker on nodejs22.x ARM64 with Powertools settings', () => {
+  it('runs both functions on nodejs24.x ARM64 with Powertools settings', () => {
     const s = built.stack;
     const worker = resourcesOf(template, 'AWS::Lambda::Function')[logicalId(s, s.asyncWorker.worker)]!
       .Properties!;
     expect(worker).toMatchObject({
-      Runtime: 'nodejs22.x',
+      Runtime: 'nodejs24.x',
       Architectures: ['arm64'],
       LoggingConfig: expect.objectContaining({ LogFormat: 'JSON' }),
       Environment: {
         Variables: expect.objectContaining({
           [ENV.serviceName]: SERVICE_NAMES.worker,
           [ENV.metricsNamespace]: 'Tollgate',
-          [`${ENV.openaiApiKey}_SECRET_ARN`]: expect.anything(),
           NODE_OPTIONS: '--enable-source-maps',
         }),
       },
     });
     expect(worker['Environment']).not.toHaveProperty(['Variables', ENV.openaiApiKey]);
+    const dlq = resourcesOf(template, 'AWS::Lambda::Function')[logicalId(s, s.asyncWorker.dlqHandler)]!
+      .Properties!;
+    expect(dlq['Runtime']).toBe('nodejs24.x');
+  });
+
+  it('runs the worker and the DLQ handler beside the cache, with its connection settings', () => {
+    const s = built.stack;
+    const functions = resourcesOf(template, 'AWS::Lambda::Function');
+    for (const fn of [s.asyncWorker.worker, s.asyncWorker.dlqHandler]) {
+      const p = functions[logicalId(s, fn)]!.Properties!;
+      expect(p['VpcConfig']).toEqual({
+        SecurityGroupIds: [{ 'Fn::GetAtt': [logicalId(s, s.asyncWorker.securityGroup!), 'GroupId'] }],
+        SubnetIds: expect.arrayContaining([{ Ref: expect.stringMatching(/appSubnet1/) }]),
+      });
+      expect(p['Environment']).toMatchObject({
+        Variables: expect.objectContaining({
+          [ENV.redisHost]: {
+            'Fn::GetAtt': [expect.stringMatching(/ReplicationGroup/), 'PrimaryEndPoint.Address'],
+          },
+          [ENV.redisPort]: '6379',
+          [ENV.redisTls]: 'true',
+          [`${ENV.redisAuthToken}_SECRET_ARN`]: { Ref: logicalId(s, s.cache.authToken) },
+        }),
+      });
+    }
   });
 
   it('reports partial batch failures and caps concurrency on both event sources', () => {
@@ -497,7 +568,7 @@ describe('observability', () => {
   });
   const topicRef = () => ({ Ref: logicalId(built.stack, built.stack.observability.topic) });
 
-  it('creates exactly the documented alarms, each notifying the SNS topic with a runbook', () => {
+  it('creates exactly the documented alarms, each notifying the SNS topic with its first runbook steps', () => {
     expect(Object.keys(alarms).sort()).toEqual(
       [
         'Tollgate-dev-Api-ApiLatencyP99-Critical',
@@ -512,23 +583,27 @@ describe('observability', () => {
         'Tollgate-dev-Worker-Fault-Count-Critical',
       ].sort(),
     );
-    // Every runbook link lands on a `Runbook: ...` heading of the README.
-    const readme = readFileSync(path.join(__dirname, '..', '..', 'README.md'), 'utf8');
-    const anchors = new Set(
-      [...readme.matchAll(/^#+ (Runbook: .+)$/gm)].map((m) =>
-        (m[1] as string)
-          .toLowerCase()
-          .replace(/[^a-z0-9 -]/g, '')
-          .replace(/ /g, '-'),
-      ),
-    );
+    const steps = new Set(Object.values(FIRST_STEPS));
     for (const alarm of Object.values(alarms)) {
       expect(alarm['AlarmActions']).toEqual([topicRef()]);
       expect(alarm['OKActions']).toEqual([topicRef()]);
-      const link = /Runbook: README\.md#(runbook-[a-z0-9-]+)/.exec(String(alarm['AlarmDescription']));
-      expect(link).not.toBeNull();
-      expect(anchors).toContain(link?.[1]);
+      const description = String(alarm['AlarmDescription']);
+      // What an inbox can use: the steps themselves, no link relative to a repository.
+      expect([...steps].some((s) => description.includes(s))).toBe(true);
+      expect(description).not.toMatch(/README\.md#/);
+      expect(description.length).toBeLessThanOrEqual(1024);
     }
+  });
+
+  it('has first steps for every runbook of the README, and a runbook for every set of steps', () => {
+    const readme = readFileSync(path.join(__dirname, '..', '..', 'README.md'), 'utf8');
+    const anchors = [...readme.matchAll(/^#+ Runbook: (.+)$/gm)].map((m) =>
+      (m[1] as string)
+        .toLowerCase()
+        .replace(/[^a-z0-9 -]/g, '')
+        .replace(/ /g, '-'),
+    );
+    expect(anchors.sort()).toEqual(Object.keys(FIRST_STEPS).sort());
   });
 
   it('alarms on the 5xx rate above 5% with metric math over target and ELB 5xx', () => {
@@ -611,7 +686,7 @@ describe('observability', () => {
     }
   });
 
-  it('has no e-mail subscription unless configured', () => {
+  it('has no e-mail subscription unless configured (and warns: see the synth warnings)', () => {
     template.resourceCountIs('AWS::SNS::Subscription', 0);
   });
 });
@@ -623,6 +698,7 @@ describe('outputs', () => {
     });
     template.hasOutput('DashboardUrl', { Value: Match.anyValue() });
     template.hasOutput('AdminKeySecretName', { Value: Match.anyValue() });
-    template.hasOutput('UpstreamKeySecretName', { Value: Match.anyValue() });
+    // The simulator needs no provider key: no placeholder secret to fill in.
+    expect(template.findOutputs('UpstreamKeySecretName')).toEqual({});
   });
 });

@@ -78,7 +78,7 @@ describe('HTTPS', () => {
 });
 
 describe('edge protection and audit', () => {
-  it('attaches a WAF with common rules (body size only counted), bad inputs and a rate limit', () => {
+  it('attaches a WAF with common rules and bad inputs (body rules only counted) and a rate limit', () => {
     const { Properties } = onlyResource(template, 'AWS::WAFv2::WebACL');
     expect(Properties).toMatchObject({ Scope: 'REGIONAL', DefaultAction: { Allow: {} } });
     const rules = Properties['Rules'] as Array<Record<string, unknown>>;
@@ -93,13 +93,22 @@ describe('edge protection and audit', () => {
             ManagedRuleGroupStatement: {
               Name: 'AWSManagedRulesCommonRuleSet',
               VendorName: 'AWS',
-              RuleActionOverrides: [{ Name: 'SizeRestrictions_BODY', ActionToUse: { Count: {} } }],
+              RuleActionOverrides: expect.arrayContaining([
+                { Name: 'SizeRestrictions_BODY', ActionToUse: { Count: {} } },
+                { Name: 'CrossSiteScripting_BODY', ActionToUse: { Count: {} } },
+              ]),
             },
           },
         }),
         expect.objectContaining({
           Statement: {
-            ManagedRuleGroupStatement: { Name: 'AWSManagedRulesKnownBadInputsRuleSet', VendorName: 'AWS' },
+            ManagedRuleGroupStatement: {
+              Name: 'AWSManagedRulesKnownBadInputsRuleSet',
+              VendorName: 'AWS',
+              RuleActionOverrides: expect.arrayContaining([
+                { Name: 'Log4JRCE_BODY', ActionToUse: { Count: {} } },
+              ]),
+            },
           },
         }),
       ]),
@@ -147,8 +156,8 @@ describe('production sizing and resilience', () => {
     template.resourceCountIs('AWS::EC2::Instance', 0);
   });
 
-  it('runs two tasks of 1 vCPU / 2 GiB with Container Insights', () => {
-    template.hasResourceProperties('AWS::ECS::Service', { DesiredCount: 2 });
+  it('runs at least two tasks of 1 vCPU / 2 GiB with Container Insights', () => {
+    template.hasResourceProperties('AWS::ApplicationAutoScaling::ScalableTarget', { MinCapacity: 2 });
     template.hasResourceProperties('AWS::ECS::TaskDefinition', { Cpu: '1024', Memory: '2048' });
     template.hasResourceProperties('AWS::ECS::Cluster', {
       ClusterSettings: [{ Name: 'containerInsights', Value: 'enabled' }],
@@ -194,7 +203,7 @@ describe('configuration reaches the runtime', () => {
     const worker = resourcesOf(template, 'AWS::Lambda::Function')[logicalId(s, s.asyncWorker.worker)]!;
     expect(worker.Properties).toMatchObject({
       Environment: {
-        Variables: expect.objectContaining({ [ENV.configPath]: '/var/task/tollgate.config.yaml' }),
+        Variables: expect.objectContaining({ [ENV.configPath]: '/var/task/tollgate.config.json' }),
       },
     });
   });
@@ -207,7 +216,7 @@ describe('configuration reaches the runtime', () => {
       return readdirSync(path.join(built.app.outdir, `asset.${String(code?.S3Key).replace(/\.zip$/, '')}`));
     };
     expect(staged(s.asyncWorker.worker)).toEqual(
-      expect.arrayContaining(['index.js', TOKENIZER_RANKS.bundledName, 'tollgate.config.yaml']),
+      expect.arrayContaining(['index.js', TOKENIZER_RANKS.bundledName, 'tollgate.config.json']),
     );
     expect(staged(s.asyncWorker.dlqHandler)).toEqual(
       expect.arrayContaining(['index.js', TOKENIZER_RANKS.bundledName]),

@@ -346,7 +346,7 @@ describe('playground keys', () => {
     const rt = svc.server.runtime;
     const store = new KeyStore(rt.doc, rt.env.tables.apiKeys);
     // A cache far longer than the key lives: only the expiry check can refuse it.
-    const auth = new Authenticator(store, rt.config, 60_000);
+    const auth = new Authenticator(store, rt.config, { ttlMs: 60_000 });
     const expiresAt = new Date(Date.now() + 1500);
     const { key, record } = await store.create({ owner: 'shortlived', tier: 'basic', expiresAt });
     expect(record.expiresAt).toBe(expiresAt.toISOString());

@@ -3,6 +3,16 @@ import { DEFAULT_METRICS_NAMESPACE, ENV, SERVICE_NAMES, TABLES } from '../contra
 import { ConfigError } from '../errors';
 import { formatZodIssues } from './service-config';
 
+/** Idle keep-alive: the ALB's default idle timeout (600 s) plus a margin. */
+export const DEFAULT_KEEP_ALIVE_TIMEOUT_MS = 605_000;
+/** How long a key already seen keeps working while DynamoDB cannot be read. */
+export const DEFAULT_KEY_STALE_MS = 60_000;
+/**
+ * How often `<VAR>_SECRET_ARN` secrets are read again: a rotated provider key reaches running
+ * processes within this (one GetSecretValue per secret per interval, ~$0.04/month each).
+ */
+export const DEFAULT_SECRET_REFRESH_MS = 300_000;
+
 const bool = z
   .enum(['true', 'false', '1', '0', 'yes', 'no', ''])
   .transform((v) => v === 'true' || v === '1' || v === 'yes');
@@ -29,6 +39,10 @@ const envSchema = z.object({
   [ENV.metricsNamespace]: z.string().default(DEFAULT_METRICS_NAMESPACE),
   [ENV.drainTimeoutMs]: z.coerce.number().int().min(0).default(120_000),
   [ENV.drainGraceMs]: z.coerce.number().int().min(0).default(3000),
+  // Above the ALB's 600 s idle timeout (AWS: the target's keep-alive must be longer).
+  [ENV.keepAliveTimeoutMs]: z.coerce.number().int().positive().default(DEFAULT_KEEP_ALIVE_TIMEOUT_MS),
+  [ENV.keyStaleMs]: z.coerce.number().int().min(0).default(DEFAULT_KEY_STALE_MS),
+  [ENV.secretRefreshMs]: z.coerce.number().int().min(0).default(DEFAULT_SECRET_REFRESH_MS),
   [ENV.bodyLimitBytes]: z.coerce
     .number()
     .int()
@@ -72,6 +86,12 @@ export interface RuntimeEnv {
   metricsNamespace: string;
   drainTimeoutMs: number;
   drainGraceMs: number;
+  /** Idle keep-alive of client connections (longer than the load balancer's idle timeout). */
+  keepAliveTimeoutMs: number;
+  /** How long a key already seen keeps working while the key table cannot be read. 0: never. */
+  keyStaleMs: number;
+  /** How often secrets named by `<VAR>_SECRET_ARN` are read again. 0: only at start. */
+  secretRefreshMs: number;
   bodyLimitBytes: number;
   requestTimeoutMs: number;
   pingIntervalMs: number | undefined;
@@ -119,6 +139,9 @@ export function readEnv(source: NodeJS.ProcessEnv = process.env): RuntimeEnv {
     metricsNamespace: e[ENV.metricsNamespace],
     drainTimeoutMs: e[ENV.drainTimeoutMs],
     drainGraceMs: e[ENV.drainGraceMs],
+    keepAliveTimeoutMs: e[ENV.keepAliveTimeoutMs],
+    keyStaleMs: e[ENV.keyStaleMs],
+    secretRefreshMs: e[ENV.secretRefreshMs],
     bodyLimitBytes: e[ENV.bodyLimitBytes],
     requestTimeoutMs: e[ENV.requestTimeoutMs],
     pingIntervalMs: e[ENV.pingIntervalMs],

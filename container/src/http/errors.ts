@@ -7,6 +7,7 @@ import {
   MethodNotAllowedError,
   NotFoundError,
   PayloadTooLargeError,
+  ServiceUnavailableError,
   UnsupportedMediaTypeError,
 } from '../errors';
 import type { Telemetry } from '../telemetry/telemetry';
@@ -53,9 +54,46 @@ export function toApiError(
   return null;
 }
 
+/** Node's socket errors meaning "the dependency cannot be reached right now". */
+const UNREACHABLE_CODES = new Set([
+  'ECONNREFUSED',
+  'ECONNRESET',
+  'ETIMEDOUT',
+  'EHOSTUNREACH',
+  'ENETUNREACH',
+  'EAI_AGAIN',
+  'EPIPE',
+  'UND_ERR_SOCKET',
+  'UND_ERR_CONNECT_TIMEOUT',
+]);
+
 /**
- * One error handler for the whole app: known 4xx pass through as OpenAI error bodies; anything
- * else is logged with the request id and the client gets a generic 500.
+ * Whether an unexpected error is a dependency outage rather than a bug: a socket error, or an
+ * AWS SDK error the service answered with 5xx or throttling (its `$metadata` / `$fault`). Such a
+ * request is answered 503 with Retry-After (the client may retry), never 500.
+ */
+export function isDependencyOutage(err: unknown): boolean {
+  const e = err as {
+    code?: unknown;
+    name?: unknown;
+    $fault?: unknown;
+    $retryable?: unknown;
+    $metadata?: { httpStatusCode?: unknown };
+    cause?: unknown;
+  } | null;
+  if (!e || typeof e !== 'object') return false;
+  if (typeof e.code === 'string' && UNREACHABLE_CODES.has(e.code)) return true;
+  if (e.name === 'TimeoutError' || e.name === 'ThrottlingException') return true;
+  if (e.$retryable !== undefined || e.$fault === 'server') return true;
+  const status = e.$metadata?.httpStatusCode;
+  if (typeof status === 'number' && status >= 500) return true;
+  return e.cause !== undefined && e.cause !== err && isDependencyOutage(e.cause);
+}
+
+/**
+ * One error handler for the whole app: known 4xx pass through as OpenAI error bodies; a
+ * dependency outage is a 503 with Retry-After; anything else is logged with the request id and
+ * the client gets a generic 500.
  */
 export function installErrorHandling(app: FastifyInstance, telemetry: Telemetry, bodyLimit: number): void {
   app.setErrorHandler((err: FastifyError, req, reply) => {
@@ -69,6 +107,18 @@ export function installErrorHandling(app: FastifyInstance, telemetry: Telemetry,
           code: apiErr.code,
         });
       return reply.code(apiErr.status).headers(apiErr.headers).send(apiErr.toJSON());
+    }
+    if (isDependencyOutage(err)) {
+      telemetry.logger.warn('request failed: a dependency is unreachable', {
+        requestId: req.id,
+        error: err.message,
+      });
+      const e = new ServiceUnavailableError('A service this request needs is unreachable; retry shortly.', {
+        code: 'dependency_unavailable',
+        retryAfterSeconds: 2,
+      });
+      req.facts.errorCode = 'dependency_unavailable';
+      return reply.code(e.status).headers(e.headers).send(e.toJSON());
     }
     telemetry.logger.error('unhandled error', { requestId: req.id, error: err });
     req.facts.errorCode = 'internal_error';
@@ -131,6 +181,21 @@ export function frameworkErrors(err: FastifyError, req: FastifyRequest, reply: F
           })
         : new InternalServerError();
   void reply.code(e.status).header('x-request-id', req.id).send(e.toJSON());
+}
+
+/**
+ * An HTTP/1.1 request without a Host header (RFC 9112 section 3.2: answer 400). Node would
+ * answer it itself with an empty body before any hook runs, so the server is told not to
+ * (`requireHostHeader: false`) and this `onRequest` hook answers it like every other error,
+ * with the request id already set. HTTP/1.0 needs no Host.
+ */
+export async function rejectMissingHost(req: FastifyRequest): Promise<void> {
+  const { httpVersionMajor: major, httpVersionMinor: minor } = req.raw;
+  if (req.headers.host === undefined && (major > 1 || (major === 1 && minor >= 1))) {
+    throw new BadRequestError('The request has no Host header; HTTP/1.1 requires one.', {
+      code: 'missing_host',
+    });
+  }
 }
 
 /**

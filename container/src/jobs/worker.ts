@@ -116,6 +116,10 @@ export function createWorkerHandler(rt: Runtime, opts: WorkerHandlerOptions = {}
       });
     } finally {
       clearTimeout(timer);
+      // Reconciliations are merged and written on a timer: a frozen container would keep the
+      // reservations of this invocation's jobs charged (the counters over-count until the
+      // windows expire). Never throws.
+      await rt.limiter.flush();
       // Usage recorded in this invocation must land before it returns: a frozen or recycled
       // container would keep it buffered, or lose it. Failed writes are retried (with the
       // recorder's backoff) while time is left.
@@ -189,6 +193,8 @@ export function createDlqHandler(rt: Runtime): SqsBatchHandler {
         throwOnFullBatchFailure: false,
       });
     } finally {
+      // The reservations given back above must be written before Lambda freezes the process.
+      await rt.limiter.flush();
       rt.telemetry.flush();
     }
   };

@@ -8,8 +8,9 @@ import {
   UpdateCommand,
 } from '@aws-sdk/lib-dynamodb';
 import { type Limits, type ServiceConfig, tierOf } from '../config/service-config';
-import { TABLES } from '../contract';
-import { NotFoundError } from '../errors';
+import { METRICS, TABLES } from '../contract';
+import { NotFoundError, ServiceUnavailableError } from '../errors';
+import type { Telemetry } from '../telemetry/telemetry';
 
 /** A stored key (never the key itself: only its SHA-256). */
 export interface KeyRecord {
@@ -226,25 +227,59 @@ export function toPrincipal(rec: KeyRecord, cfg: ServiceConfig): Principal {
 }
 
 interface CacheEntry {
+  /** When `value` was started: it answers for `ttlMs` from then. */
   at: number;
   value: Promise<Principal | null>;
   /** Epoch ms from which the key is refused, once its record was read (expiring keys only). */
   expiresAtMs?: number;
+  /** The last lookup that succeeded, kept for answering while the table cannot be read. */
+  good?: { at: number; principal: Principal | null; expiresAtMs?: number };
 }
+
+export interface AuthenticatorOptions {
+  /** How long a lookup answers before the key is read again. @default 1000 */
+  ttlMs?: number;
+  /**
+   * While the key table cannot be read: how long after its last successful read a key keeps
+   * its answer (a valid key keeps working, an unknown or revoked one stays refused). Also the
+   * longest a revocation can lag during such an outage. 0: a failed read is always a 503.
+   * @default 60000
+   */
+  staleMs?: number;
+  /** Counts and logs failed reads. */
+  telemetry?: Pick<Telemetry, 'increment' | 'logger'>;
+}
+
+/** Seconds a client is asked to wait when its key cannot be checked. */
+const KEY_UNAVAILABLE_RETRY_SECONDS = 2;
 
 /**
  * Key look-ups with a short in-process cache. Entries live `ttlMs` (default 1 s), so a revoked
  * key stops working on every replica within ~1 s without a DynamoDB read per request; concurrent
  * misses for one key share a single read. An expiring key is refused from its `expiresAt` on,
  * to the millisecond, cached or not.
+ *
+ * When the table cannot be read (DynamoDB unreachable), a key read successfully within the last
+ * `staleMs` keeps its last answer (expiry included), and a key that cannot be checked gets 503
+ * with Retry-After (never a 500). A failed read answers for `ttlMs` too, so an outage costs one
+ * read attempt per key per interval, not one per request.
  */
 export class Authenticator {
   private readonly cache = new Map<string, CacheEntry>();
+  private readonly ttlMs: number;
+  private readonly staleMs: number;
+  private readonly telemetry: AuthenticatorOptions['telemetry'];
+  private lastWarn = 0;
+
   constructor(
     private readonly store: KeyStore,
     private readonly cfg: ServiceConfig,
-    private readonly ttlMs = 1000,
-  ) {}
+    opts: AuthenticatorOptions = {},
+  ) {
+    this.ttlMs = opts.ttlMs ?? 1000;
+    this.staleMs = opts.staleMs ?? 60_000;
+    this.telemetry = opts.telemetry;
+  }
 
   authenticate(key: string): Promise<Principal | null> {
     return this.authenticateHash(hashKey(key));
@@ -258,30 +293,73 @@ export class Authenticator {
       if (hit.expiresAtMs !== undefined && now >= hit.expiresAtMs) return Promise.resolve(null);
       return hit.value;
     }
-    const entry: CacheEntry = { at: now, value: Promise.resolve(null) };
-    entry.value = this.store.getByHash(h).then((rec) => {
-      if (!rec || rec.revoked) return null;
-      if (rec.expiresAt !== undefined) {
-        const exp = Date.parse(rec.expiresAt);
-        // An unreadable expiry refuses the key rather than making it immortal.
-        if (!(Date.now() < exp)) return null;
-        entry.expiresAtMs = exp;
-      }
-      return toPrincipal(rec, this.cfg);
-    });
-    const { value } = entry;
+    const good = hit?.good;
+    const entry: CacheEntry = { at: now, value: Promise.resolve(null), ...(good && { good }) };
+    entry.value = this.store.getByHash(h).then(
+      (rec) => {
+        const { principal, expiresAtMs } = this.answer(rec);
+        if (expiresAtMs !== undefined) entry.expiresAtMs = expiresAtMs;
+        entry.good = { at: Date.now(), principal, ...(expiresAtMs !== undefined && { expiresAtMs }) };
+        return principal;
+      },
+      (err: unknown) => {
+        const stale = good !== undefined && Date.now() - good.at <= this.staleMs;
+        this.lookupFailed(err, stale);
+        if (stale) {
+          if (good.expiresAtMs !== undefined) {
+            entry.expiresAtMs = good.expiresAtMs;
+            if (Date.now() >= good.expiresAtMs) return null;
+          }
+          return good.principal;
+        }
+        throw new ServiceUnavailableError('API keys cannot be checked right now; retry shortly.', {
+          code: 'auth_unavailable',
+          retryAfterSeconds: KEY_UNAVAILABLE_RETRY_SECONDS,
+        });
+      },
+    );
+    // Callers handle a rejection; this keeps one nobody awaited from being reported unhandled.
+    entry.value.catch(() => undefined);
     this.cache.set(h, entry);
-    // A failed read must not be cached: the next request tries again.
-    value.catch(() => this.cache.delete(h));
-    if (this.cache.size > 50_000) {
-      for (const [k, e] of this.cache) if (now - e.at >= this.ttlMs) this.cache.delete(k);
-    }
-    return value;
+    if (this.cache.size > 50_000) this.prune(now);
+    return entry.value;
   }
 
-  /** Forget a key at once on this replica (after revoke / patch). */
+  /** What a record says: the principal (null: refused) and, for an expiring key, when it ends. */
+  private answer(rec: KeyRecord | undefined): { principal: Principal | null; expiresAtMs?: number } {
+    if (!rec || rec.revoked) return { principal: null };
+    if (rec.expiresAt === undefined) return { principal: toPrincipal(rec, this.cfg) };
+    const exp = Date.parse(rec.expiresAt);
+    // An unreadable expiry refuses the key rather than making it immortal.
+    if (!(Date.now() < exp)) return { principal: null };
+    return { principal: toPrincipal(rec, this.cfg), expiresAtMs: exp };
+  }
+
+  /** Forget a key at once on this replica (after revoke / patch), its last good copy included. */
   invalidate(keyHash?: string): void {
     if (keyHash) this.cache.delete(keyHash);
     else this.cache.clear();
+  }
+
+  private prune(now: number): void {
+    for (const [k, e] of this.cache) {
+      if (now - e.at >= this.ttlMs && (!e.good || now - e.good.at > this.staleMs)) this.cache.delete(k);
+    }
+  }
+
+  /** One metric per failed read; at most one warning a minute. */
+  private lookupFailed(err: unknown, servedStale: boolean): void {
+    const t = this.telemetry;
+    if (!t) return;
+    t.increment(METRICS.keyLookupFailures);
+    const now = Date.now();
+    if (now - this.lastWarn > 60_000) {
+      this.lastWarn = now;
+      t.logger.warn('api key table unreachable', {
+        error: (err as Error).message,
+        answer: servedStale ? 'last good copy' : '503',
+        staleMs: this.staleMs,
+      });
+    }
   }
 }

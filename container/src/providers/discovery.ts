@@ -31,6 +31,7 @@ export class CatalogueDiscovery {
   private lastError: Error | null = null;
   private done = false;
   private delay: number;
+  private current: Promise<void> | null = null;
 
   constructor(
     private readonly o: DiscoveryOptions,
@@ -73,16 +74,42 @@ export class CatalogueDiscovery {
     return this.done;
   }
 
+  /**
+   * Try now instead of at the next scheduled retry (joining an attempt under way), and tell
+   * whether models are served. For processes that freeze between invocations (Lambda), where a
+   * background retry only runs while an invocation does: the one that found the upstream
+   * recovered would otherwise still fail.
+   */
+  async retryNow(): Promise<boolean> {
+    if (this.done || this.stopped) return this.done;
+    if (!this.current && this.timer) clearTimeout(this.timer);
+    await this.attempt();
+    return this.done;
+  }
+
   stop(): void {
     this.stopped = true;
     if (this.timer) clearTimeout(this.timer);
   }
 
-  private async attempt(): Promise<void> {
+  /** One attempt at a time: a scheduled retry and {@link retryNow} share it. */
+  private attempt(): Promise<void> {
+    this.current ??= this.tryOnce().finally(() => {
+      this.current = null;
+    });
+    return this.current;
+  }
+
+  private async tryOnce(): Promise<void> {
     if (this.stopped || this.done) return;
     try {
       const raw = await this.run(AbortSignal.timeout(this.o.attemptTimeoutMs ?? 10_000));
-      const models = raw.map((m) => modelSchema.parse(m));
+      // One odd entry (an id longer than the catalogue allows) must not block the rest forever.
+      const models = raw.flatMap((m) => {
+        const r = modelSchema.safeParse(m);
+        return r.success ? [r.data] : [];
+      });
+      if (models.length === 0) throw new Error('the upstream lists no model the catalogue can serve');
       this.done = true;
       this.lastError = null;
       this.o.apply(models);

@@ -37,6 +37,19 @@ export interface TelemetryOptions {
   logFormat?: 'json' | 'dev';
 }
 
+/**
+ * Liveness and readiness probes (the ALB, the container health check, dashboards). Not requests
+ * anyone made: they are left out of logs, metrics and `/metrics`, so an idle stack writes no
+ * log lines and no custom metrics (each probe would otherwise cost a log line and four EMF
+ * values: about $1.20 a month idle, and idle dashboards would show traffic).
+ */
+export const PROBE_ROUTES: ReadonlySet<string> = new Set(['/health', '/ready', '/health/detailed']);
+
+/** Whether a finished request was a probe (GET or HEAD on a probe route). */
+export function isProbe(method: string, route: string): boolean {
+  return (method === 'GET' || method === 'HEAD') && PROBE_ROUTES.has(route);
+}
+
 /** CloudWatch takes at most 100 values per metric per EMF document. */
 const MAX_SAMPLES = 100;
 
@@ -185,8 +198,9 @@ export class Telemetry {
     this.prom.upstreamErrors.inc({ model });
   }
 
-  /** Record one finished request. */
+  /** Record one finished request (probes are not recorded: {@link isProbe}). */
   request(r: RequestRecord): void {
+    if (isProbe(r.method, r.route)) return;
     const w = this.window;
     const model = r.model ?? 'none';
     this.count(METRICS.requests);
