@@ -1,86 +1,93 @@
 /**
- * `npm run bench`: every Tollgate benchmark side by side in one run, on this machine, against
- * 127.0.0.1 only, bounded in time (~4-5 minutes), then `docs/benchmarks.md` is updated.
+ * `npm run bench`: Tollgate's benchmarks, side by side in one run on this machine (127.0.0.1
+ * only, every process it starts stopped at the end). Each gateway is a process of its own, so
+ * the CPU it spends per request is its own (utime + stime from /proc): on a shared two-core box
+ * RPS moves with whatever else runs, CPU per request hardly does.
  *
- *   1. throughput (autocannon, 50 connections): mock direct, Portkey, Tollgate
- *   2. added latency at a fixed 500 RPS: mock direct vs through Tollgate
- *   3. cache-hit latency
- *   4. Redis round trips and commands per request (INFO stats + commandstats + MONITOR)
- *   5. memory per open stream with 2,000 slow concurrent streams
- *   6. the async path (bench/async.ts)
- *   + Tollgate at INFO logging, and a CPU profile of a Tollgate throughput run
+ * Side by side: the mock upstream called directly, the floor (bench/floor-relay.ts: Fastify +
+ * undici, no features), Portkey, Tollgate as built now ("after"), and, with `--baseline DIR`, an
+ * earlier commit's build in another worktree ("before"), for changes on the hot path.
  *
- * Flags: --skip-build, --no-portkey, --no-profile, --no-streams, --no-async, --no-doc.
+ * Phases (all by default; `--phases a,b` picks):
+ *   throughput  non-streaming chat, autocannon, 50 connections
+ *   latency     added latency at a paced 500 RPS (open loop), three rounds
+ *   cache       cache hits at a paced 100 RPS
+ *   embeddings  a batch of 16 short inputs: cache miss, hit and bypass, beside the direct upstream
+ *   streams     CPU per streamed chunk: OpenAI-compatible and Bedrock upstreams
+ *   memory      RSS per open stream with 2,000 slow streams
+ *   redis       Redis round trips per request (bypass, miss + store, hit)
+ *   async       POST /v1/chat/async at a paced 200/s (the service alone, as in AWS)
+ *
+ * Flags: --skip-build, --no-portkey, --baseline <dir>, --phases <list>. Results: the tables on
+ * stdout and bench/results/run-<date>.json; docs/benchmarks.md is written from them by hand.
  */
 import { execFile } from 'node:child_process';
-import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
-import { cpus, release, totalmem } from 'node:os';
+import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
+import { Agent, request } from 'node:http';
+import { cpus, totalmem } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
-import type { AsyncBenchOptions } from './async';
-import {
-  httpRequest,
-  keepAliveAgent,
-  type LoadResult,
-  percentiles,
-  runCount,
-  runLoad,
-  runPaced,
-} from './lib/load';
-import { CpuMeter, cpuSeconds, loadAverage, rssKiB, sleep, stopAll } from './lib/procs';
-import { summarizeProfile } from './lib/profile';
+import { httpRequest, keepAliveAgent, type LoadResult, runCount, runLoad, runPaced } from './lib/load';
+import { CpuMeter, loadAverage, round2, rssKiB, sleep, stopAll } from './lib/procs';
 import { RedisTap } from './lib/redis-stats';
-import { renderTable, updateDoc } from './lib/report';
 import {
   createBenchKey,
   portkeyHeaders,
   ROOT,
   resolvePortkey,
+  startBedrock,
+  startFloor,
   startPortkey,
   startRedis,
   startStack,
   startTollgate,
   startUpstream,
-  type Tollgate,
 } from './lib/services';
 import { openStreams } from './lib/streams';
-import type { BenchResults, RedisScenario, SingleOriginResult, StreamResult } from './lib/types';
 
 const run = promisify(execFile);
+const ADMIN_KEY = `bench-admin-${process.pid}`;
+const PHASES = [
+  'throughput',
+  'latency',
+  'cache',
+  'embeddings',
+  'streams',
+  'memory',
+  'redis',
+  'async',
+] as const;
+type Phase = (typeof PHASES)[number];
 
-/** Durations and sizes, in one place. */
-const S = {
-  warmupS: 2,
-  throughputS: 8,
-  connections: 50,
-  latencyRate: 500,
-  latencyS: 10,
-  /** Paced 500 RPS rounds (direct + Tollgate each); the median round is reported. */
-  latencyRounds: 3,
-  lowRate: 100,
-  lowS: 5,
-  autocannonLatencyS: 6,
-  cacheRate: 500,
-  cacheS: 8,
-  redisRequests: 2000,
-  /**
-   * One at a time: a request's own round trips to Redis. Concurrent requests share writes
-   * (auto-pipelining), which makes exchanges per request fall below what each one waits for.
-   */
-  redisConcurrency: 1,
-  streams: 2000,
-  streamOrigins: 8,
-  streamTokens: 40,
-  streamIntervalMs: 1000,
-  streamRampMs: 20_000,
-  singleOriginStreams: 320,
-  singleOriginRampMs: 2000,
-  shortStreamTokens: 5,
-};
+/** One gateway (or the mock itself) the load goes to. */
+interface Target {
+  name: string;
+  /** Base URL (no path). */
+  url: string;
+  pid: number;
+  headers: Record<string, string>;
+  /** Model ids this target knows. */
+  chat: string;
+}
 
-const ADMIN_KEY = `bench-admin-${process.pid}-${Date.now()}`;
-const RESULTS_DIR = join(ROOT, 'bench', 'results');
-const DOC = join(ROOT, 'docs', 'benchmarks.md');
+interface Ctx {
+  agent: Agent;
+  meter: CpuMeter;
+  /** The processes the meter reads; `gateway` is switched to the target under load. */
+  pids: Record<string, number | number[]>;
+  mockPort: number;
+  direct: Target;
+  floor: Target;
+  portkey: Target | null;
+  before: Target | null;
+  after: Target;
+  tables: string[];
+  results: Record<string, unknown>;
+}
+
+function log(msg: string): void {
+  console.log(`[bench ${new Date().toISOString().slice(11, 19)}] ${msg}`);
+}
 
 function chatBody(model: string, extra: Record<string, unknown> = {}): string {
   return JSON.stringify({
@@ -92,648 +99,643 @@ function chatBody(model: string, extra: Record<string, unknown> = {}): string {
   });
 }
 
-function log(msg: string): void {
-  console.log(`[bench ${new Date().toISOString().slice(11, 19)}] ${msg}`);
+const SIXTEEN = Array.from({ length: 16 }, (_, i) => `short input number ${i} for the embeddings benchmark`);
+let unique = 0;
+const embeddingsBody = (model: string, input = SIXTEEN) =>
+  JSON.stringify({ model, input, encoding_format: 'float' });
+
+/** CPU milliseconds a process spent per unit of work over the measured window. */
+function msPer(cores: number | undefined, seconds: number, units: number): number {
+  return cores === undefined || units === 0 ? Number.NaN : round2((cores * seconds * 1000) / units);
 }
 
-function brief(r: LoadResult): string {
-  return `${r.rps} RPS, p50 ${r.latency.p50} ms, p99 ${r.latency.p99} ms, errors ${r.errors}, non-2xx ${r.non2xx}`;
+function table(title: string, head: string[], rows: (string | number)[][]): string {
+  const fmt = (v: string | number) => (typeof v === 'number' ? (Number.isFinite(v) ? String(v) : 'n/a') : v);
+  return [
+    `### ${title}`,
+    '',
+    `| ${head.join(' | ')} |`,
+    `| ${head.map(() => '---').join(' | ')} |`,
+    ...rows.map((r) => `| ${r.map(fmt).join(' | ')} |`),
+    '',
+  ].join('\n');
 }
 
-async function machineInfo() {
-  let redis = 'unknown';
-  try {
-    redis = (await run('redis-server', ['--version'])).stdout.trim().split(' ').slice(0, 3).join(' ');
-  } catch {
-    // reported as unknown
+/** Point the meter's `gateway` at `t` and measure `fn`. */
+function onTarget<T>(ctx: Ctx, t: Target, fn: () => Promise<T>): Promise<T> {
+  ctx.pids['gateway'] = t.pid;
+  return fn();
+}
+
+/** autocannon, 50 connections, 2 s warm-up, 8 s measured. */
+function load(
+  ctx: Ctx,
+  t: Target,
+  path: string,
+  body: string,
+  extra: { makeBody?: () => string; headers?: Record<string, string> } = {},
+) {
+  return onTarget(ctx, t, () =>
+    runLoad(
+      {
+        title: t.name,
+        url: `${t.url}${path}`,
+        connections: 50,
+        durationS: 8,
+        warmupS: 2,
+        headers: { ...t.headers, ...extra.headers },
+        body,
+        ...(extra.makeBody ? { makeBody: extra.makeBody } : {}),
+      },
+      ctx.meter,
+    ),
+  );
+}
+
+function row(r: LoadResult, units = r.requests): (string | number)[] {
+  const cpu = r.cpu ?? {};
+  return [
+    r.title,
+    r.rps,
+    r.latency.p50,
+    r.latency.p99,
+    msPer(cpu['gateway'], r.durationS, units),
+    msPer(cpu['mock'], r.durationS, units),
+    r.non2xx + r.errors,
+  ];
+}
+
+const LOAD_HEAD = ['target', 'RPS', 'p50 ms', 'p99 ms', 'gateway CPU ms/req', 'mock CPU ms/req', 'errors'];
+
+/** Every target in the order of the tables, skipping the missing ones. */
+function targets(ctx: Ctx, ...which: Array<'direct' | 'floor' | 'portkey' | 'before' | 'after'>): Target[] {
+  return which.map((w) => ctx[w]).filter((t): t is Target => t !== null);
+}
+
+// --- phases ------------------------------------------------------------------------------------
+
+async function throughput(ctx: Ctx): Promise<void> {
+  const out: LoadResult[] = [];
+  for (const t of targets(ctx, 'direct', 'floor', 'portkey', 'before', 'after')) {
+    const r = await load(ctx, t, '/v1/chat/completions', chatBody(t.chat));
+    log(`throughput ${t.name}: ${r.rps} RPS, p99 ${r.latency.p99} ms`);
+    out.push(r);
   }
-  return {
-    cpuModel: cpus()[0]?.model ?? 'unknown',
-    cores: cpus().length,
-    memGiB: Math.round(totalmem() / 2 ** 30),
-    node: process.version,
-    redis,
-    kernel: release(),
-    loadAvgAtStart: loadAverage(),
-  };
+  ctx.results['throughput'] = out;
+  ctx.tables.push(
+    table(
+      'Throughput: non-streaming chat, 50 connections, 8 s',
+      LOAD_HEAD,
+      out.map((r) => row(r)),
+    ),
+  );
 }
 
-async function gitRevision(): Promise<string> {
+async function paced(ctx: Ctx, t: Target, rate: number, body: string, durationS = 10) {
+  return onTarget(ctx, t, () =>
+    runPaced(
+      {
+        title: t.name,
+        url: `${t.url}/v1/chat/completions`,
+        rate,
+        durationS,
+        warmupS: 1,
+        headers: t.headers,
+        body,
+      },
+      ctx.meter,
+    ),
+  );
+}
+
+async function latency(ctx: Ctx): Promise<void> {
+  const rows: (string | number)[][] = [];
+  const rounds: unknown[] = [];
+  for (let round = 1; round <= 3; round++) {
+    const direct = await paced(ctx, ctx.direct, 500, chatBody(ctx.direct.chat));
+    for (const t of targets(ctx, 'floor', 'before', 'after')) {
+      const r = await paced(ctx, t, 500, chatBody(t.chat));
+      rows.push([
+        round,
+        t.name,
+        r.saturated ? 'saturated' : r.rps,
+        round2(r.latency.p50 - direct.latency.p50),
+        round2(r.latency.p99 - direct.latency.p99),
+        round2(r.latency.p999 - direct.latency.p999),
+        msPer(r.cpu?.['gateway'], r.durationS, r.requests),
+      ]);
+      rounds.push({ round, target: t.name, direct: direct.latency, gateway: r.latency, cpu: r.cpu });
+    }
+    log(`latency round ${round} done`);
+  }
+  ctx.results['latency'] = rounds;
+  ctx.tables.push(
+    table(
+      'Added latency over the direct upstream at a paced 500 RPS (open loop, 10 s per round)',
+      ['round', 'target', 'RPS', '+p50 ms', '+p99 ms', '+p99.9 ms', 'gateway CPU ms/req'],
+      rows,
+    ),
+  );
+}
+
+async function cache(ctx: Ctx): Promise<void> {
+  const rows: (string | number)[][] = [];
+  for (const t of targets(ctx, 'before', 'after')) {
+    const body = chatBody(t.chat, {
+      temperature: 0,
+      messages: [{ role: 'user', content: `cache me (${t.name})` }],
+    });
+    const prime = await httpRequest(ctx.agent, `${t.url}/v1/chat/completions`, { headers: t.headers, body });
+    if (prime.status !== 200) throw new Error(`priming the cache on ${t.name}: ${prime.status}`);
+    for (const rate of [100, 500]) {
+      let hits = 0;
+      let seen = 0;
+      const r = await onTarget(ctx, t, () =>
+        runPaced(
+          {
+            title: t.name,
+            url: `${t.url}/v1/chat/completions`,
+            rate,
+            durationS: 8,
+            warmupS: 1,
+            headers: t.headers,
+            body,
+            onResponse: (res) => {
+              seen++;
+              if (res.headers['x-tollgate-cache'] === 'HIT') hits++;
+            },
+          },
+          ctx.meter,
+        ),
+      );
+      rows.push([
+        t.name,
+        rate,
+        r.latency.p50,
+        r.latency.p99,
+        msPer(r.cpu?.['gateway'], r.durationS, r.requests),
+        `${hits}/${seen}`,
+      ]);
+    }
+  }
+  ctx.results['cache'] = rows;
+  ctx.tables.push(
+    table(
+      'Cache hits (paced, 8 s)',
+      ['target', 'rate', 'p50 ms', 'p99 ms', 'gateway CPU ms/req', 'HIT'],
+      rows,
+    ),
+  );
+}
+
+async function embeddings(ctx: Ctx): Promise<void> {
+  const out: LoadResult[] = [];
+  const path = '/v1/embeddings';
+  out.push(await load(ctx, ctx.direct, path, embeddingsBody('text-embedding-3-small')));
+  out.push(await load(ctx, ctx.floor, path, embeddingsBody('text-embedding-3-small')));
+  const a = ctx.after;
+  const miss = await load(ctx, a, path, '', {
+    // 16 inputs never seen before on every request: 16 lookups, the upstream call, 16 stores.
+    makeBody: () =>
+      embeddingsBody(
+        'embed-mock',
+        SIXTEEN.map((s) => `${s} #${++unique}`),
+      ),
+  });
+  miss.title = `${a.name}, cache miss`;
+  out.push(miss);
+  await httpRequest(ctx.agent, `${a.url}${path}`, { headers: a.headers, body: embeddingsBody('embed-mock') });
+  const hit = await load(ctx, a, path, embeddingsBody('embed-mock'));
+  hit.title = `${a.name}, cache hit`;
+  out.push(hit);
+  const bypass = await load(ctx, a, path, embeddingsBody('embed-mock'), {
+    headers: { 'cache-control': 'no-store' },
+  });
+  bypass.title = `${a.name}, cache bypassed`;
+  out.push(bypass);
+  ctx.results['embeddings'] = out;
+  ctx.tables.push(
+    table(
+      'Embeddings: 16 short inputs per request, 50 connections, 8 s',
+      LOAD_HEAD,
+      out.map((r) => row(r)),
+    ),
+  );
+}
+
+/** `count` streams, `concurrency` at a time, counting SSE data events. */
+function streamAll(
+  agent: Agent,
+  url: string,
+  headers: Record<string, string>,
+  body: string,
+  count: number,
+  concurrency: number,
+) {
+  let chunks = 0;
+  let failed = 0;
+  let next = 0;
+  const one = () =>
+    new Promise<void>((resolve) => {
+      const req = request(
+        url,
+        { agent, method: 'POST', headers: { ...headers, 'content-type': 'application/json' } },
+        (res) => {
+          if (res.statusCode !== 200) failed++;
+          let tail = '';
+          res.setEncoding('utf8');
+          res.on('data', (text: string) => {
+            const s = tail + text;
+            const parts = s.split('\n\n');
+            tail = parts.pop() ?? '';
+            for (const p of parts) if (p.startsWith('data: ') && p !== 'data: [DONE]') chunks++;
+          });
+          res.on('end', resolve);
+          res.on('error', () => {
+            failed++;
+            resolve();
+          });
+        },
+      );
+      req.on('error', () => {
+        failed++;
+        resolve();
+      });
+      req.end(body);
+    });
+  const worker = async () => {
+    while (next++ < count) await one();
+  };
+  return Promise.all(Array.from({ length: concurrency }, worker)).then(() => ({ chunks, failed }));
+}
+
+async function streams(ctx: Ctx, bedrockModel: string | null): Promise<void> {
+  const rows: (string | number)[][] = [];
+  const cases: Array<[Target, string, string]> = [
+    [ctx.direct, 'fast-stream', 'mock direct (OpenAI SSE)'],
+    [ctx.floor, 'fast-stream', 'floor relay'],
+    ...(ctx.before
+      ? [[ctx.before, 'fast-stream', `${ctx.before.name} -> openai`] as [Target, string, string]]
+      : []),
+    [ctx.after, 'fast-stream', `${ctx.after.name} -> openai`],
+    ...(bedrockModel
+      ? [[ctx.after, bedrockModel, `${ctx.after.name} -> bedrock (event stream)`] as [Target, string, string]]
+      : []),
+  ];
+  for (const [t, model, title] of cases) {
+    const body = JSON.stringify({
+      model,
+      messages: [{ role: 'user', content: 'stream please' }],
+      stream: true,
+    });
+    const agent = new Agent({ keepAlive: true, maxSockets: 16 });
+    await streamAll(agent, `${t.url}/v1/chat/completions`, t.headers, body, 16, 8);
+    ctx.pids['gateway'] = t.pid;
+    ctx.meter.begin();
+    const t0 = performance.now();
+    const r = await streamAll(agent, `${t.url}/v1/chat/completions`, t.headers, body, 120, 8);
+    const seconds = (performance.now() - t0) / 1000;
+    const cpu = ctx.meter.end();
+    agent.destroy();
+    rows.push([title, 120, r.chunks, r.failed, round2(((cpu['gateway'] ?? 0) * seconds * 1e6) / r.chunks)]);
+    log(`streams ${title}: ${r.chunks} chunks`);
+  }
+  ctx.results['streams'] = rows;
+  ctx.tables.push(
+    table(
+      'Streaming: 120 streams of 200 chunks (1 ms apart), 8 at a time',
+      ['path', 'streams', 'chunks received', 'failed', 'serving process CPU µs/chunk'],
+      rows,
+    ),
+  );
+}
+
+async function memory(ctx: Ctx, startFresh: (which: 'before' | 'after') => Promise<Target>): Promise<void> {
+  const rows: (string | number)[][] = [];
+  for (const which of ['before', 'after'] as const) {
+    if (which === 'before' && !ctx.before) continue;
+    const t = await startFresh(which);
+    const models = Array.from({ length: 8 }, (_, i) => `slow-stream-${i}`);
+    await sleep(1000);
+    const idle = rssKiB(t.pid);
+    const s = openStreams({
+      url: `${t.url}/v1/chat/completions`,
+      headers: t.headers,
+      count: 2000,
+      rampMs: 20_000,
+      body: (i) =>
+        JSON.stringify({
+          model: models[i % models.length],
+          messages: [{ role: 'user', content: `s${i}` }],
+          stream: true,
+        }),
+    });
+    await s.allStarted;
+    const samples: number[] = [];
+    for (let i = 0; i < 16; i++) {
+      samples.push(rssKiB(t.pid));
+      await sleep(500);
+    }
+    const open = s.stats.active;
+    const rss = samples.sort((a, b) => a - b)[8] as number;
+    await s.allEnded;
+    rows.push([
+      t.name,
+      open,
+      round2(idle / 1024),
+      round2(rss / 1024),
+      round2((rss - idle) / Math.max(1, open)),
+      s.stats.completed,
+      s.stats.failed,
+    ]);
+    s.agent.destroy();
+    await stopTarget(t);
+    log(`memory ${t.name}: ${open} open, ${round2((rss - idle) / Math.max(1, open))} KiB per stream`);
+  }
+  ctx.results['memory'] = rows;
+  ctx.tables.push(
+    table(
+      'Memory: 2,000 slow streams (a token a second for 40 s), opened over 20 s',
+      [
+        'target',
+        'open at once',
+        'idle RSS MiB',
+        'RSS MiB, all open',
+        'KiB per open stream',
+        'completed',
+        'failed',
+      ],
+      rows,
+    ),
+  );
+}
+
+const stoppers = new Map<number, () => Promise<void>>();
+async function stopTarget(t: Target): Promise<void> {
+  await stoppers.get(t.pid)?.();
+}
+
+async function redisTrips(ctx: Ctx, redisUrl: string): Promise<void> {
+  const tap = new RedisTap(redisUrl);
+  const t = ctx.after;
+  const url = `${t.url}/v1/chat/completions`;
+  const rows: (string | number)[][] = [];
+  const scenario = async (name: string, makeBody: (i: number) => string, prime?: string) => {
+    if (prime) await httpRequest(ctx.agent, url, { headers: t.headers, body: prime });
+    const n = 500;
+    const counts = await tap.measure(async () => {
+      await runCount(ctx.agent, url, t.headers, n, 1, makeBody);
+    });
+    rows.push([name, n, round2(counts.reads / n), JSON.stringify(counts.client)]);
+  };
+  await scenario('cache bypass (temperature 0.7)', () => chatBody(t.chat));
+  await scenario('cache miss + store', (i) =>
+    chatBody(t.chat, { temperature: 0, messages: [{ role: 'user', content: `unique ${i} ${Date.now()}` }] }),
+  );
+  const hit = chatBody(t.chat, { temperature: 0, messages: [{ role: 'user', content: 'the same prompt' }] });
+  await scenario('cache hit', () => hit, hit);
+  ctx.results['redis'] = rows;
+  ctx.tables.push(
+    table(
+      'Redis round trips per request (one request at a time)',
+      ['scenario', 'requests', 'round trips per request', 'commands sent'],
+      rows,
+    ),
+  );
+}
+
+async function asyncSubmit(ctx: Ctx): Promise<void> {
+  const rows: (string | number)[][] = [];
+  for (const t of targets(ctx, 'before', 'after')) {
+    const r = await onTarget(ctx, t, () =>
+      runPaced(
+        {
+          title: t.name,
+          url: `${t.url}/v1/chat/async`,
+          rate: 200,
+          durationS: 8,
+          warmupS: 1,
+          headers: t.headers,
+          body: chatBody(t.chat),
+        },
+        ctx.meter,
+      ),
+    );
+    rows.push([
+      t.name,
+      r.rps,
+      r.latency.p50,
+      r.latency.p99,
+      msPer(r.cpu?.['gateway'], r.durationS, r.requests),
+      JSON.stringify(r.statusCodes),
+    ]);
+  }
+  ctx.results['async'] = rows;
+  ctx.tables.push(
+    table(
+      'Async submissions: POST /v1/chat/async at a paced 200/s (row + message, no worker)',
+      ['target', 'RPS', 'p50 ms', 'p99 ms', 'gateway CPU ms/submit', 'statuses'],
+      rows,
+    ),
+  );
+}
+
+// --- the run -------------------------------------------------------------------------------------
+
+async function gitRevision(dir: string): Promise<string> {
   try {
-    const { stdout } = await run('git', ['rev-parse', '--short', 'HEAD'], { cwd: ROOT });
-    const dirty = (
-      await run('git', ['status', '--porcelain', '--', 'container/src'], { cwd: ROOT })
-    ).stdout.trim();
-    return `${stdout.trim()}${dirty ? ' (+ uncommitted changes in container/src)' : ''}`;
+    return (await run('git', ['rev-parse', '--short', 'HEAD'], { cwd: dir })).stdout.trim();
   } catch {
     return 'unknown';
   }
 }
 
+function argValue(name: string): string | undefined {
+  const i = process.argv.indexOf(name);
+  return i === -1 ? undefined : process.argv[i + 1];
+}
+
 async function main(): Promise<void> {
   const args = new Set(process.argv.slice(2));
+  const phases = new Set<Phase>((argValue('--phases')?.split(',') as Phase[] | undefined) ?? PHASES);
+  const baseline = argValue('--baseline');
   const started = Date.now();
-  mkdirSync(RESULTS_DIR, { recursive: true });
-  const agent = keepAliveAgent(16);
-  const results: BenchResults = {
-    date: new Date().toISOString(),
-    gitRevision: await gitRevision(),
-    machine: await machineInfo(),
-    settings: { ...S },
-    throughput: { direct: null, portkey: null, tollgate: null, tollgateInfoLog: null },
-    latency500: { direct: null, tollgate: null, directAutocannon: null, tollgateAutocannon: null },
-    latencyLow: { direct: null, tollgate: null },
-    cache: { runLow: null, run: null, sampleChecked: 0, sampleHits: 0, hitsCounted: null },
-    redis: { bypass: null, missStore: null, hit: null },
-    streams: null,
-    singleOrigin: null,
-    profile: null,
-    profilePath: null,
-    async: { status: 'skipped', note: 'not run' },
-    problems: [],
-    wallSeconds: 0,
+  if (!args.has('--skip-build')) {
+    log('npm run build');
+    await run('npm', ['run', 'build'], { cwd: ROOT, timeout: 300_000 });
+  }
+  if (baseline && !existsSync(join(baseline, 'container', 'dist', 'server.js')))
+    throw new Error(`--baseline ${baseline}: build it first (npm ci && npm run build there)`);
+
+  const agent = keepAliveAgent(64);
+  const portkeyScript = args.has('--no-portkey') ? null : resolvePortkey();
+  portkeyScript?.catch(() => undefined);
+  const [redis, stack, upstream, bedrock] = await Promise.all([
+    startRedis(),
+    startStack(),
+    startUpstream({ streamListeners: 8, tokens: 40, shortTokens: 5, intervalMs: 1000 }),
+    startBedrock([200]),
+  ]);
+  const floorProc = await startFloor(upstream.ports.main);
+  const mockBase = `http://127.0.0.1:${upstream.ports.main}`;
+  const priced = { provider: 'openai', pricing: { input: 0.15, output: 0.6 } };
+  const models = [
+    { id: 'mock-small', baseUrl: `${mockBase}/v1`, ...priced },
+    { id: 'fast-stream', baseUrl: `${mockBase}/v1`, maxConcurrent: 4096, ...priced },
+    ...upstream.ports.streams.map((port, i) => ({
+      id: `slow-stream-${i}`,
+      baseUrl: `http://127.0.0.1:${port}/v1`,
+      upstreamModel: 'slow-stream',
+      maxConcurrent: 4096,
+      ...priced,
+    })),
+  ];
+  const afterConfig = {
+    models: [
+      ...models,
+      {
+        id: 'embed-mock',
+        baseUrl: `${mockBase}/v1`,
+        upstreamModel: 'text-embedding-3-small',
+        endpoints: ['embeddings'],
+        ...priced,
+      },
+      {
+        id: 'bedrock-stream',
+        provider: 'bedrock',
+        upstreamModel: 'stream-200',
+        region: 'us-east-1',
+        maxConcurrent: 4096,
+        pricing: { input: 3, output: 15 },
+      },
+    ],
   };
-  /** A phase that fails is reported and the run goes on with the next one. */
-  const phase = async (name: string, fn: () => Promise<void>) => {
-    log(`${name}...`);
-    try {
-      await fn();
-    } catch (err) {
-      const msg = `${name} failed: ${(err as Error).message}`;
-      results.problems.push(msg.slice(0, 2000));
-      console.error(`[bench] ${msg}`);
-    }
-  };
-
-  try {
-    if (!args.has('--skip-build')) {
-      log('npm run build (the production entry container/dist/server.js)');
-      await run('npm', ['run', 'build'], { cwd: ROOT, timeout: 180_000 });
-    }
-    if (!existsSync(join(ROOT, 'container', 'dist', 'server.js'))) throw new Error('run npm run build first');
-
-    log(
-      'starting redis-server, AWS stand-ins, mock upstream' + (args.has('--no-portkey') ? '' : ', Portkey'),
-    );
-    const portkeyScript = args.has('--no-portkey') ? null : resolvePortkey();
-    portkeyScript?.catch(() => {});
-    const [redis, stack, upstream] = await Promise.all([
-      startRedis(),
-      startStack(),
-      startUpstream({
-        streamListeners: S.streamOrigins,
-        tokens: S.streamTokens,
-        shortTokens: S.shortStreamTokens,
-        intervalMs: S.streamIntervalMs,
-      }),
-    ]);
-    const mockUrl = `http://127.0.0.1:${upstream.ports.main}/v1/chat/completions`;
-    const ping = percentiles(await new RedisTap(redis.url).pingMs(1000));
-    results.machine.redisPing = { p50: ping.p50, p99: ping.p99 };
-    log(`loopback Redis PING: p50 ${ping.p50} ms, p99 ${ping.p99} ms`);
-    const priced = { provider: 'openai', pricing: { input: 0.15, output: 0.6 } };
-    const config = {
-      models: [
-        { id: 'mock-small', baseUrl: `http://127.0.0.1:${upstream.ports.main}/v1`, ...priced },
-        ...upstream.ports.streams.map((port, i) => ({
-          id: `slow-stream-${i}`,
-          baseUrl: `http://127.0.0.1:${port}/v1`,
-          upstreamModel: 'slow-stream',
-          maxConcurrent: 4096,
-          ...priced,
-        })),
-        {
-          id: 'short-stream-single-origin',
-          baseUrl: `http://127.0.0.1:${upstream.ports.main}/v1`,
-          upstreamModel: 'short-stream',
-          maxConcurrent: 4096,
-          ...priced,
-        },
-      ],
-    };
-    const tollgateEnv: Record<string, string> = {
-      ...stack.env,
-      REDIS_URL: redis.url,
-      TOLLGATE_ADMIN_API_KEY: ADMIN_KEY,
-      TOLLGATE_CONFIG_JSON: JSON.stringify(config),
-      OPENAI_API_KEY: 'bench',
-    };
-    const pids: Record<string, number | number[]> = {
-      gateway: -1,
-      mock: upstream.child.pid,
-      redis: redis.pid,
-      'aws-stand-ins': stack.pids,
-    };
-    const meter = new CpuMeter(() => pids);
-
-    let tollgate: Tollgate = await startTollgate(agent, {
-      name: 'tollgate',
-      env: tollgateEnv,
+  const env = (config: unknown): Record<string, string> => ({
+    ...stack.env,
+    REDIS_URL: redis.url,
+    TOLLGATE_ADMIN_API_KEY: ADMIN_KEY,
+    TOLLGATE_CONFIG_JSON: JSON.stringify(config),
+    OPENAI_API_KEY: 'bench',
+    AWS_ENDPOINT_URL_BEDROCK_RUNTIME: bedrock.url,
+    AWS_REGION: 'us-east-1',
+    AWS_ACCESS_KEY_ID: 'bench',
+    AWS_SECRET_ACCESS_KEY: 'bench',
+  });
+  const startGateway = async (which: 'before' | 'after'): Promise<Target> => {
+    const t = await startTollgate(agent, {
+      name: `tollgate-${which}`,
+      ...(which === 'before' && baseline ? { root: baseline } : {}),
+      env: env(which === 'before' ? { models } : afterConfig),
       logLevel: 'WARN',
     });
-    pids.gateway = tollgate.child.pid;
-    const apiKey = await createBenchKey(agent, tollgate.url, ADMIN_KEY);
-    const tgHeaders = { 'content-type': 'application/json', authorization: `Bearer ${apiKey}` };
-    const tgUrl = () => `${tollgate.url}/v1/chat/completions`;
-    const check = await httpRequest(agent, tgUrl(), { headers: tgHeaders, body: chatBody('mock-small') });
-    if (check.status !== 200) throw new Error(`Tollgate smoke request: ${check.status} ${check.body}`);
+    stoppers.set(t.child.pid, () => t.child.stop());
+    const key = await createBenchKey(agent, t.url, ADMIN_KEY);
+    const headers = { 'content-type': 'application/json', authorization: `Bearer ${key}` };
+    const check = await httpRequest(agent, `${t.url}/v1/chat/completions`, {
+      headers,
+      body: chatBody('mock-small'),
+    });
+    if (check.status !== 200) throw new Error(`tollgate-${which}: ${check.status} ${check.body}`);
+    const name =
+      which === 'before'
+        ? `Tollgate before (${await gitRevision(baseline as string)})`
+        : `Tollgate after (${await gitRevision(ROOT)})`;
+    return { name, url: t.url, pid: t.child.pid, headers, chat: 'mock-small' };
+  };
 
-    let portkey: Awaited<ReturnType<typeof startPortkey>> | null = null;
-    if (portkeyScript) {
-      await phase('starting Portkey', async () => {
-        portkey = await startPortkey(agent, await portkeyScript, upstream.ports.main, chatBody('mock-small'));
-        pids['portkey'] = portkey.child.pid;
-      });
-    }
-
-    // 1. Throughput ------------------------------------------------------------------------
-    /** `window` gets the measured part's start and end on the monotonic clock, in µs. */
-    const throughput = (
-      title: string,
-      url: string,
-      headers: Record<string, string>,
-      window?: { fromUs: number; toUs: number },
-    ) =>
-      runLoad(
-        {
-          title,
-          url,
-          connections: S.connections,
-          durationS: S.throughputS,
-          warmupS: S.warmupS,
-          headers,
-          body: chatBody('mock-small'),
-        },
-        {
-          begin: () => {
-            if (window) window.fromUs = monotonicUs();
-            meter.begin();
-          },
-          end: () => {
-            if (window) window.toUs = monotonicUs();
-            return meter.end();
-          },
-        },
-      );
-    await phase('1a throughput: mock upstream direct', async () => {
-      results.throughput.direct = await throughput('mock direct', mockUrl, {
-        'content-type': 'application/json',
-      });
-      log(brief(results.throughput.direct));
-    });
-    const pk = portkey as Awaited<ReturnType<typeof startPortkey>> | null;
-    if (pk) {
-      await phase('1b throughput: Portkey -> mock', async () => {
-        results.throughput.portkey = await throughput(
-          'Portkey',
-          `${pk.url}/v1/chat/completions`,
-          portkeyHeaders(upstream.ports.main),
-        );
-        log(brief(results.throughput.portkey));
-      });
-    }
-    await phase('1c throughput: Tollgate -> mock (auth + limits + usage, WARN logs)', async () => {
-      results.throughput.tollgate = await throughput('Tollgate', tgUrl(), tgHeaders);
-      log(brief(results.throughput.tollgate));
-    });
-
-    // 2. Added latency at a fixed rate -------------------------------------------------------
-    const paced = (
-      title: string,
-      url: string,
-      headers: Record<string, string>,
-      rate = S.latencyRate,
-      durationS = S.latencyS,
-    ) =>
-      runPaced(
-        {
-          title,
-          url,
-          rate,
-          durationS,
-          warmupS: 1,
-          headers,
-          body: chatBody('mock-small'),
-        },
-        meter,
-      );
-    const rounds: Array<{ direct: LoadResult; tollgate: LoadResult }> = [];
-    for (let i = 1; i <= S.latencyRounds; i++) {
-      await phase(
-        `2a/2b latency @500 RPS (paced), round ${i}/${S.latencyRounds}: mock direct, Tollgate`,
-        async () => {
-          const direct = await paced('mock direct', mockUrl, { 'content-type': 'application/json' });
-          log(brief(direct));
-          const tollgate = await paced('Tollgate', tgUrl(), tgHeaders);
-          log(brief(tollgate));
-          rounds.push({ direct, tollgate });
-        },
-      );
-    }
-    if (rounds.length > 0) {
-      const median = medianBy(rounds, (x) => x.tollgate.latency.p99 - x.direct.latency.p99);
-      results.latency500.rounds = rounds;
-      results.latency500.direct = median?.direct ?? null;
-      results.latency500.tollgate = median?.tollgate ?? null;
-    }
-    await phase(`2e latency @${S.lowRate} RPS (paced): mock direct`, async () => {
-      results.latencyLow.direct = await paced(
-        'mock direct',
-        mockUrl,
-        { 'content-type': 'application/json' },
-        S.lowRate,
-        S.lowS,
-      );
-      log(brief(results.latencyLow.direct));
-    });
-    await phase(`2f latency @${S.lowRate} RPS (paced): Tollgate`, async () => {
-      results.latencyLow.tollgate = await paced('Tollgate', tgUrl(), tgHeaders, S.lowRate, S.lowS);
-      log(brief(results.latencyLow.tollgate));
-    });
-    const acRate = (title: string, url: string, headers: Record<string, string>) =>
-      runLoad(
-        {
-          title,
-          url,
-          connections: S.connections,
-          overallRate: S.latencyRate,
-          durationS: S.autocannonLatencyS,
-          warmupS: 1,
-          headers,
-          body: chatBody('mock-small'),
-        },
-        meter,
-      );
-    await phase('2c latency @500 RPS (autocannon overallRate): mock direct', async () => {
-      results.latency500.directAutocannon = await acRate('mock direct', mockUrl, {
-        'content-type': 'application/json',
-      });
-      log(brief(results.latency500.directAutocannon));
-    });
-    await phase('2d latency @500 RPS (autocannon overallRate): Tollgate', async () => {
-      results.latency500.tollgateAutocannon = await acRate('Tollgate', tgUrl(), tgHeaders);
-      log(brief(results.latency500.tollgateAutocannon));
-    });
-
-    // 3. Cache hits ---------------------------------------------------------------------------
-    const cachedBody = chatBody('mock-small', {
-      temperature: 0,
-      messages: [{ role: 'user', content: 'cache bench' }],
-    });
-    const hitCount = async (): Promise<number | null> => {
-      const r = await httpRequest(agent, `${tollgate.url}/metrics`, {
-        headers: { authorization: `Bearer ${ADMIN_KEY}` },
-      });
-      if (r.status !== 200) return null;
-      const m = /^tollgate_cache_total\{result="HIT"\} (\d+)/m.exec(r.body);
-      return m ? Number(m[1]) : 0;
-    };
-    await phase('3 cache-hit latency', async () => {
-      const first = await httpRequest(agent, tgUrl(), { headers: tgHeaders, body: cachedBody });
-      const second = await httpRequest(agent, tgUrl(), { headers: tgHeaders, body: cachedBody });
-      if (second.headers['x-tollgate-cache'] !== 'HIT')
-        throw new Error(
-          `expected a HIT after a MISS, got ${first.headers['x-tollgate-cache']} then ${second.headers['x-tollgate-cache']}`,
-        );
-      const before = await hitCount();
-      let checked = 0;
-      let hits = 0;
-      const hitRun = (rate: number, durationS: number) =>
-        runPaced(
-          {
-            title: `Tollgate cache HIT @${rate}`,
-            url: tgUrl(),
-            rate,
-            durationS,
-            warmupS: 1,
-            headers: tgHeaders,
-            body: cachedBody,
-            // Every measured response is checked, not a sample: cheap at these rates.
-            onResponse: (res) => {
-              checked++;
-              if (res.headers['x-tollgate-cache'] === 'HIT') hits++;
-            },
-          },
-          meter,
-        );
-      const lows: LoadResult[] = [];
-      for (let i = 0; i < S.latencyRounds; i++) {
-        const one = await hitRun(S.lowRate, S.lowS);
-        log(brief(one));
-        lows.push(one);
-      }
-      const low = medianBy(lows, (x) => x.latency.p50) as LoadResult;
-      const r = await hitRun(S.cacheRate, S.cacheS);
-      const after = await hitCount();
-      results.cache = {
-        runLow: low,
-        lowRoundsP50: lows.map((x) => x.latency.p50),
-        run: r,
-        sampleChecked: checked,
-        sampleHits: hits,
-        // The warm-up seconds are counted by the server too.
-        hitsCounted: before !== null && after !== null ? after - before : null,
+  const pids: Record<string, number | number[]> = {
+    gateway: -1,
+    mock: upstream.child.pid,
+    redis: redis.pid,
+    aws: stack.pids,
+  };
+  const ctx: Ctx = {
+    agent,
+    meter: new CpuMeter(() => pids),
+    pids,
+    mockPort: upstream.ports.main,
+    direct: {
+      name: 'mock upstream, direct',
+      url: mockBase,
+      pid: upstream.child.pid,
+      headers: { 'content-type': 'application/json' },
+      chat: 'mock-small',
+    },
+    floor: {
+      name: 'floor: Fastify + undici relay',
+      url: floorProc.url,
+      pid: floorProc.child.pid,
+      headers: { 'content-type': 'application/json' },
+      chat: 'mock-small',
+    },
+    portkey: null,
+    before: baseline ? await startGateway('before') : null,
+    after: await startGateway('after'),
+    tables: [],
+    results: {},
+  };
+  if (portkeyScript) {
+    try {
+      const pk = await startPortkey(agent, await portkeyScript, upstream.ports.main, chatBody('mock-small'));
+      ctx.portkey = {
+        name: 'Portkey 1.15.2',
+        url: pk.url,
+        pid: pk.child.pid,
+        headers: portkeyHeaders(upstream.ports.main),
+        chat: 'mock-small',
       };
-      log(`${brief(r)}; x-tollgate-cache HIT on ${hits}/${checked}`);
-    });
-
-    // 4. Redis commands per request -----------------------------------------------------------
-    await phase('4 Redis commands per request', async () => {
-      const tap = new RedisTap(redis.url);
-      const counted = async (makeBody: (i: number) => string): Promise<RedisScenario> => {
-        let statusCodes: Record<string, number> = {};
-        const counts = await tap.measure(async () => {
-          const r = await runCount(agent, tgUrl(), tgHeaders, S.redisRequests, S.redisConcurrency, makeBody);
-          statusCodes = r.statusCodes;
-        });
-        return { requests: S.redisRequests, statusCodes, ...counts };
-      };
-      results.redis.bypass = await counted(() => chatBody('mock-small'));
-      const run = Date.now();
-      results.redis.missStore = await counted((i) =>
-        chatBody('mock-small', {
-          temperature: 0,
-          messages: [{ role: 'user', content: `miss ${run} ${i}` }],
-        }),
-      );
-      results.redis.hit = await counted(() => cachedBody);
-      log(
-        `bypass ${JSON.stringify(results.redis.bypass.client)} miss ${JSON.stringify(results.redis.missStore.client)} hit ${JSON.stringify(results.redis.hit.client)}`,
-      );
-    });
-
-    // 1d. Throughput with INFO logging (production setting), stdout to /dev/null -------------
-    const restart = async (
-      name: string,
-      logLevel: 'WARN' | 'INFO',
-      cpuProfile?: { dir: string; name: string },
-    ) => {
-      await tollgate.child.stop();
-      tollgate = await startTollgate(agent, {
-        name,
-        env: tollgateEnv,
-        logLevel,
-        ...(cpuProfile ? { cpuProfile } : {}),
-      });
-      pids.gateway = tollgate.child.pid;
-    };
-    await phase('1d throughput: Tollgate with INFO logging to /dev/null', async () => {
-      await restart('tollgate-info', 'INFO');
-      results.throughput.tollgateInfoLog = await throughput('Tollgate (INFO logs)', tgUrl(), tgHeaders);
-      log(brief(results.throughput.tollgateInfoLog));
-    });
-
-    // Profile of a throughput run ----------------------------------------------------------
-    if (!args.has('--no-profile')) {
-      await phase('profile: Tollgate throughput run under node --cpu-prof', async () => {
-        const name = 'tollgate-throughput.cpuprofile.json';
-        await restart('tollgate-profiled', 'WARN', { dir: RESULTS_DIR, name });
-        const window = { fromUs: 0, toUs: 0 };
-        await throughput('Tollgate (profiled)', tgUrl(), tgHeaders, window);
-        await tollgate.child.stop();
-        const path = join(RESULTS_DIR, name);
-        results.profilePath = `bench/results/${name}`;
-        results.profile = summarizeProfile(path, 10, window);
-        log(`profile: busy ${results.profile.busyMs} ms; top ${results.profile.top[0]?.name}`);
-      });
+    } catch (err) {
+      log(`Portkey unavailable: ${(err as Error).message.split('\n')[0]}`);
     }
-
-    // 5. Slow streams -----------------------------------------------------------------------
-    if (!args.has('--no-streams')) {
-      await phase('5 memory per open stream', async () => {
-        await restart('tollgate-streams', 'WARN');
-        results.streams = await streamBench(tollgate, tgHeaders, agent);
-        const s = results.streams;
-        log(
-          `idle ${s.idleRssKiB} KiB, open ${s.openRssKiBMedian} KiB -> ${s.perStreamKiB} KiB/stream; completed ${s.completed}/${s.streams}, failed ${s.failed}`,
-        );
-      });
-      await phase('5b single upstream origin: concurrent streams', async () => {
-        results.singleOrigin = await singleOriginBench(tollgate, tgHeaders);
-        const s = results.singleOrigin;
-        log(`${s.delayed}/${s.streams} streams waited > ${s.delayedAfterMs} ms for their first chunk`);
-      });
-    }
-
-    // 6. Async path ------------------------------------------------------------------------
-    // bench/async.ts starts its own processes: stop ours first so they compete with nothing.
-    log('stopping the processes of phases 1-5');
-    await stopAll();
-    if (!args.has('--no-async')) {
-      await phase('6 async path (bench/async.ts)', async () => {
-        results.async = await asyncBench(ASYNC_OPTIONS);
-      });
-    }
-  } catch (err) {
-    results.problems.push(`aborted: ${(err as Error).message}`.slice(0, 2000));
-    console.error(`[bench] aborted: ${(err as Error).stack ?? String(err)}`);
-  } finally {
-    log('stopping everything');
-    agent.destroy();
-    await stopAll();
   }
-  results.wallSeconds = Math.round((Date.now() - started) / 1000);
-  const stamp = results.date.replace(/[:.]/g, '-');
-  writeFileSync(join(RESULTS_DIR, `run-${stamp}.json`), JSON.stringify(results, null, 2));
-  console.log('');
-  console.log(renderTable(results));
-  if (!args.has('--no-doc')) {
-    const before = existsSync(DOC) ? readFileSync(DOC, 'utf8') : null;
-    writeFileSync(DOC, updateDoc(before, results));
-    log(`wrote docs/benchmarks.md and bench/results/run-${stamp}.json (${results.wallSeconds} s)`);
+  const bedrockModel = 'bedrock-stream';
+  const phaseFns: Record<Phase, () => Promise<void>> = {
+    throughput: () => throughput(ctx),
+    latency: () => latency(ctx),
+    cache: () => cache(ctx),
+    embeddings: () => embeddings(ctx),
+    streams: () => streams(ctx, bedrockModel),
+    memory: () => memory(ctx, startGateway),
+    redis: () => redisTrips(ctx, redis.url),
+    async: () => asyncSubmit(ctx),
+  };
+  const problems: string[] = [];
+  for (const p of PHASES) {
+    if (!phases.has(p)) continue;
+    log(`${p}... (load average ${loadAverage()})`);
+    try {
+      await phaseFns[p]();
+    } catch (err) {
+      problems.push(`${p}: ${(err as Error).message}`);
+      log(`${p} failed: ${(err as Error).message}`);
+    }
   }
-  if (results.problems.length > 0) {
-    console.error(`[bench] ${results.problems.length} problem(s):\n  ${results.problems.join('\n  ')}`);
+  const machine = {
+    cpu: cpus()[0]?.model,
+    cores: cpus().length,
+    memGiB: Math.round(totalmem() / 2 ** 30),
+    node: process.version,
+    loadAverageAtEnd: loadAverage(),
+  };
+  const doc = [
+    `## Run of ${new Date().toISOString()}`,
+    '',
+    `Machine: ${JSON.stringify(machine)}; wall ${Math.round((Date.now() - started) / 1000)} s.`,
+    '',
+    ...ctx.tables,
+    ...(problems.length ? ['Problems:', ...problems.map((p) => `- ${p}`)] : []),
+  ].join('\n');
+  console.log(`\n${doc}`);
+  const dir = join(ROOT, 'bench', 'results');
+  mkdirSync(dir, { recursive: true });
+  const file = join(dir, `run-${new Date().toISOString().replace(/[:.]/g, '-')}.json`);
+  writeFileSync(file, JSON.stringify({ machine, results: ctx.results, problems, markdown: doc }, null, 2));
+  log(`results: ${file}`);
+}
+
+main()
+  .catch((err: unknown) => {
+    console.error(`bench failed: ${(err as Error).stack ?? String(err)}`);
     process.exitCode = 1;
-  }
-  // Every child is stopped; a library handle left behind (a reconnecting client, a timer)
-  // must not keep the benchmark alive.
-  process.exit();
-}
-
-/** 2,000 slow streams held open: RSS idle vs while held. */
-async function streamBench(
-  tollgate: Tollgate,
-  headers: Record<string, string>,
-  agent: ReturnType<typeof keepAliveAgent>,
-): Promise<StreamResult> {
-  const url = `${tollgate.url}/v1/chat/completions`;
-  const pid = tollgate.child.pid;
-  const startRss = rssKiB(pid);
-  // Warm the code paths (non-streaming and streaming) so that "idle" is a warmed-up process.
-  await runCount(agent, url, headers, 500, 10, () => chatBody('mock-small'));
-  const warm = openStreams({
-    url,
-    headers,
-    count: 50,
-    rampMs: 100,
-    body: () => chatBody('short-stream-single-origin', { stream: true }),
-  });
-  await Promise.race([warm.allEnded, sleep(15_000)]);
-  warm.abort();
-  await sleep(2000);
-  const idleSamples: number[] = [];
-  for (let i = 0; i < 5; i++) {
-    idleSamples.push(rssKiB(pid));
-    await sleep(200);
-  }
-  const idle = median(idleSamples);
-
-  const runS = openStreams({
-    url,
-    headers,
-    count: S.streams,
-    rampMs: S.streamRampMs,
-    body: (i) => chatBody(`slow-stream-${i % S.streamOrigins}`, { stream: true }),
-  });
-  const timeoutMs = S.streamRampMs + S.streamTokens * S.streamIntervalMs + 20_000;
-  try {
-    await Promise.race([runS.allStarted, sleep(S.streamRampMs + 20_000)]);
-    // Held open: sample memory for a few seconds while every stream is mid-answer.
-    await sleep(1500);
-    const cpu0 = cpuSeconds(pid);
-    const t0 = performance.now();
-    const held: number[] = [];
-    const active: number[] = [];
-    let fds = 0;
-    for (let i = 0; i < 16; i++) {
-      held.push(rssKiB(pid));
-      active.push(runS.stats.active);
-      if (i === 8) fds = countFds(pid);
-      await sleep(500);
-    }
-    const cpuHeld = (cpuSeconds(pid) - cpu0) / ((performance.now() - t0) / 1000);
-    const ended = await Promise.race([runS.allEnded.then(() => true), sleep(timeoutMs).then(() => false)]);
-    if (!ended) runS.abort();
-    const open = median(held);
-    const heldOpen = median(active);
-    const st = runS.stats;
-    return {
-      streams: S.streams,
-      origins: S.streamOrigins,
-      tokens: S.streamTokens,
-      intervalMs: S.streamIntervalMs,
-      rampMs: S.streamRampMs,
-      startRssKiB: startRss,
-      idleRssKiB: idle,
-      openRssKiBMedian: open,
-      openRssKiBMax: Math.max(...held),
-      perStreamKiB: Math.round(((open - idle) / heldOpen) * 10) / 10,
-      heldOpen,
-      openFds: fds,
-      gatewayCpuWhileHeld: Math.round(cpuHeld * 100) / 100,
-      opened: st.opened,
-      firstChunk: st.firstChunk,
-      completed: st.completed,
-      failed: st.failed + (ended ? 0 : S.streams - st.completed - st.failed),
-      failures: ended
-        ? st.failures
-        : { ...st.failures, 'still open at timeout': S.streams - st.completed - st.failed },
-      firstErrors: st.firstErrors,
-      chunks: st.chunks,
-      // Per stream: one chunk per token plus the finish chunk.
-      expectedChunks: S.streams * (S.streamTokens + 1),
-      ttft: percentiles(st.ttftMs),
-      afterRssKiB: rssKiB(pid),
-    };
-  } finally {
-    runS.abort();
-  }
-}
-
-/**
- * Streams to ONE upstream origin: how many run concurrently before the gateway's connection
- * pool makes them wait. Short streams (5 tokens, 1 s apart) keep this bounded; the ramp is slow
- * enough that the gateway's CPU does not queue them by itself.
- */
-async function singleOriginBench(
-  tollgate: Tollgate,
-  headers: Record<string, string>,
-): Promise<SingleOriginResult> {
-  const r = openStreams({
-    url: `${tollgate.url}/v1/chat/completions`,
-    headers,
-    count: S.singleOriginStreams,
-    rampMs: S.singleOriginRampMs,
-    body: () => chatBody('short-stream-single-origin', { stream: true }),
-  });
-  try {
-    await Promise.race([r.allEnded, sleep(30_000)]);
-  } finally {
-    r.abort();
-  }
-  // The last streams open at rampMs and the first ones end at tokens * interval: a stream that
-  // had to wait for one of those to end got its first chunk at least this late.
-  const delayedAfterMs = Math.max(
-    1000,
-    S.shortStreamTokens * S.streamIntervalMs - S.singleOriginRampMs - 500,
-  );
-  return {
-    streams: S.singleOriginStreams,
-    tokens: S.shortStreamTokens,
-    intervalMs: S.streamIntervalMs,
-    rampMs: S.singleOriginRampMs,
-    delayedAfterMs,
-    delayed: r.stats.ttftMs.filter((t) => t > delayedAfterMs).length,
-    completed: r.stats.completed,
-    failed: r.stats.failed,
-    ttft: percentiles(r.stats.ttftMs),
-  };
-}
-
-/**
- * Options for bench/async.ts's runAsyncBench(), sized so the whole `npm run bench` stays
- * around five minutes (`npx tsx bench/async.ts` alone runs its longer defaults).
- */
-const ASYNC_OPTIONS = { jobs: 1000, durationS: 8, warmupS: 2 };
-const ASYNC_TIMEOUT_MS = 150_000;
-
-/** The async path's benchmark (bench/async.ts). */
-async function asyncBench(opts: AsyncBenchOptions): Promise<BenchResults['async']> {
-  // Imported when needed: the module only runs code when started as a script.
-  const { runAsyncBench, asyncBenchMarkdown } = await import('./async');
-  let timer: NodeJS.Timeout | undefined;
-  const out = await Promise.race([
-    runAsyncBench(opts),
-    new Promise<never>((_, reject) => {
-      timer = setTimeout(
-        () => reject(new Error(`runAsyncBench() did not finish within ${ASYNC_TIMEOUT_MS / 1000} s`)),
-        ASYNC_TIMEOUT_MS,
-      );
-    }),
-  ]).finally(() => clearTimeout(timer));
-  return {
-    status: 'ok',
-    note: `bench/async.ts runAsyncBench(${JSON.stringify(opts)})`,
-    data: out,
-    markdown: asyncBenchMarkdown(out),
-  };
-}
-
-/** The round whose `key` is the median (the lower one of an even count). */
-function medianBy<T>(xs: T[], key: (x: T) => number): T | undefined {
-  return [...xs].sort((a, b) => key(a) - key(b))[Math.floor((xs.length - 1) / 2)];
-}
-
-function countFds(pid: number): number {
-  try {
-    return readdirSync(`/proc/${pid}/fd`).length;
-  } catch {
-    return Number.NaN;
-  }
-}
-
-function monotonicUs(): number {
-  return Number(process.hrtime.bigint() / 1000n);
-}
-
-function median(v: number[]): number {
-  const a = [...v].filter(Number.isFinite).sort((x, y) => x - y);
-  return a.length ? (a[Math.floor(a.length / 2)] as number) : Number.NaN;
-}
-
-main().catch(async (err: unknown) => {
-  console.error(`[bench] ${(err as Error).stack ?? String(err)}`);
-  await stopAll();
-  process.exit(1);
-});
+  })
+  .finally(() => stopAll());

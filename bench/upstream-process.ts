@@ -37,6 +37,15 @@ async function main(): Promise<void> {
     tokens: Array.from({ length: arg('--short-tokens', 3) }, (_, i) => `tok${i} `),
     delayMs: intervalMs,
   });
+  // Fast streams for the per-chunk cost: one token every millisecond, so each reaches the
+  // gateway on its own as from a real model.
+  const fast = arg('--fast-tokens', 200);
+  main.setDefault('fast-stream', {
+    kind: 'stream',
+    tokens: Array.from({ length: fast }, (_, i) => `tok${i} `),
+    delayMs: 1,
+    usage: { prompt_tokens: 12, completion_tokens: fast },
+  });
   console.log(`UPSTREAM_PORTS=${JSON.stringify({ main: main.port, streams: streams.map((m) => m.port) })}`);
   serveUntilStopped(() => Promise.allSettled([main, ...streams].map((m) => m.close())));
 }

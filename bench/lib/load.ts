@@ -51,6 +51,8 @@ export interface LoadOptions {
   overallRate?: number;
   headers: Record<string, string>;
   body: string;
+  /** A new body for every request (unique inputs: cache misses); `body` is then unused. */
+  makeBody?: () => string;
   /** Short unmeasured run first, same settings. */
   warmupS?: number;
 }
@@ -87,6 +89,19 @@ function fire(opts: LoadOptions, durationS: number, record: boolean): Promise<Lo
         duration: durationS,
         headers: opts.headers,
         body: opts.body,
+        ...(opts.makeBody
+          ? {
+              requests: [
+                {
+                  method: 'POST' as const,
+                  setupRequest: (req: autocannon.Request) => ({
+                    ...req,
+                    body: opts.makeBody?.() ?? opts.body,
+                  }),
+                },
+              ],
+            }
+          : {}),
         timeout: 10,
         ...(opts.overallRate ? { overallRate: opts.overallRate } : {}),
       },

@@ -154,6 +154,12 @@ async function waitUntil(
 
 export interface TollgateOptions {
   name: string;
+  /**
+   * The checkout to run (`<root>/container/dist/server.js` with `<root>/container/Dockerfile`'s
+   * node flags): another worktree runs an earlier commit beside this one.
+   * @default ROOT
+   */
+  root?: string;
   env: Record<string, string>;
   /** POWERTOOLS_LOG_LEVEL. */
   logLevel: 'WARN' | 'INFO';
@@ -168,8 +174,8 @@ export interface Tollgate {
 }
 
 /** The node flags of the container's `CMD` (e.g. the young-generation size), so the benchmark runs what production runs. */
-export function dockerfileNodeFlags(): string[] {
-  const dockerfile = readFileSync(join(ROOT, 'container', 'Dockerfile'), 'utf8');
+export function dockerfileNodeFlags(root = ROOT): string[] {
+  const dockerfile = readFileSync(join(root, 'container', 'Dockerfile'), 'utf8');
   const cmd = /^CMD\s+(\[.*\])\s*$/m.exec(dockerfile);
   if (!cmd?.[1]) throw new Error('container/Dockerfile has no exec-form CMD');
   const argv = JSON.parse(cmd[1]) as string[];
@@ -197,7 +203,8 @@ export async function startTollgate(agent: Agent, opts: TollgateOptions): Promis
     POWERTOOLS_LOG_LEVEL: opts.logLevel,
     NODE_ENV: 'production',
   });
-  const args: string[] = dockerfileNodeFlags();
+  const root = opts.root ?? ROOT;
+  const args: string[] = dockerfileNodeFlags(root);
   if (opts.cpuProfile) {
     args.push(
       '--cpu-prof',
@@ -205,9 +212,9 @@ export async function startTollgate(agent: Agent, opts: TollgateOptions): Promis
       `--cpu-prof-name=${opts.cpuProfile.name}`,
     );
   }
-  args.push(join(ROOT, 'container', 'dist', 'server.js'));
+  args.push(join(root, 'container', 'dist', 'server.js'));
   const { child } = await spawnChild(opts.name, process.execPath, args, {
-    cwd: ROOT,
+    cwd: root,
     env,
     stdout: 'devnull',
   });
@@ -219,6 +226,35 @@ export async function startTollgate(agent: Agent, opts: TollgateOptions): Promis
     30_000,
   );
   return { child, url, port };
+}
+
+/** The floor relay (floor-relay.ts) in front of `upstreamPort`. */
+export async function startFloor(upstreamPort: number): Promise<{ child: Child; url: string }> {
+  const { child, match } = await spawnChild(
+    'floor-relay',
+    process.execPath,
+    [...TSX_LOADER, join(ROOT, 'bench', 'floor-relay.ts'), '--upstream', `http://127.0.0.1:${upstreamPort}`],
+    { cwd: ROOT, ready: /^FLOOR_URL=(\S+)$/m, readyTimeoutMs: 60_000 },
+  );
+  return { child, url: match?.[1] ?? '' };
+}
+
+/**
+ * The Bedrock-protocol server (bedrock-process.ts); models `stream-<n>` stream n deltas,
+ * `delayMs` apart (1 ms: each reaches the gateway on its own, like the mock's fast stream).
+ */
+export async function startBedrock(deltas: number[], delayMs = 1): Promise<{ child: Child; url: string }> {
+  const { child, match } = await spawnChild(
+    'bedrock-server',
+    process.execPath,
+    [
+      ...TSX_LOADER,
+      join(ROOT, 'bench', 'bedrock-process.ts'),
+      ...deltas.flatMap((n) => ['--deltas', String(n)]),
+    ],
+    { cwd: ROOT, ready: /^AWS_ENDPOINT_URL_BEDROCK_RUNTIME=(\S+)$/m, readyTimeoutMs: 60_000 },
+  );
+  return { child, url: match?.[1] ?? '' };
 }
 
 /**
